@@ -1,0 +1,57 @@
+//! Logs: human-readable on a terminal, JSON lines otherwise; one access-log
+//! line per request. Never logs header values, tokens, cookies, bodies or
+//! query strings (which may carry credentials): only the normalized path.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use tracing_subscriber::EnvFilter;
+
+use crate::pipeline::RequestCtx;
+
+/// Log format choice for `init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Auto,
+    Text,
+    Json,
+}
+
+/// Installs the global subscriber. `level` (e.g. "info", "gwanmun=debug")
+/// wins over `RUST_LOG`, which wins over the default "info".
+pub fn init(level: Option<&str>, format: LogFormat) {
+    let filter = match level {
+        Some(l) => EnvFilter::new(l),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    let json = match format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests, embedding) keeps the first subscriber.
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// One line per request, at info, target `gwanmun::access`.
+pub fn access_log(ctx: &RequestCtx, method: &Method, status: StatusCode, elapsed: Duration) {
+    tracing::info!(
+        target: "gwanmun::access",
+        request_id = ctx.request_id.to_str().unwrap_or(""),
+        client = %ctx.client_ip,
+        method = %method,
+        status = status.as_u16(),
+        route = ctx.route.as_deref().unwrap_or("-"),
+        upstream = ctx.upstream.as_deref().unwrap_or("-"),
+        error = ctx.error.unwrap_or("-"),
+        duration_us = elapsed.as_micros() as u64,
+    );
+}

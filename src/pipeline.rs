@@ -1,0 +1,292 @@
+//! The request pipeline: one ordered list of steps, read top to bottom.
+//!
+//! 1. sanitize      framing checks, hop-by-hop removal, client address,
+//!                  path normalization (before ANY decision)
+//! 2. route         select the route on the normalized path
+//! 3. local answer  redirect / fixed response routes stop here
+//! 4. authenticate  (JWT issue: slots in here)
+//! 5. authorize     (JWT issue: slots in here)
+//! 6. rate limit    (rate limiting issue: slots in here)
+//! 7. rewrite       upstream path, forwarding headers, request id, header rules
+//! 8. forward       pick an endpoint, send, classify failures (502/504/413...)
+//! 9. respond       hop-by-hop removal, response header rules, upgrades
+//! 10. record       access log, always, even on error
+//!
+//! Each step either continues with what it computed or ends the request with
+//! a [`GatewayError`], which has exactly one mapping to status and body.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::header::{HeaderValue, CONTENT_TYPE, HOST, LOCATION, TE};
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use crate::config::Snapshot;
+use crate::errors::GatewayError;
+use crate::observability;
+use crate::proxy::body::{declared_too_large, ProxyBody, RequestBody};
+use crate::proxy::headers::{strip_hop_by_hop, X_REQUEST_ID};
+use crate::proxy::{forward, forwarded, request_id, sanitize};
+use crate::routing::predicates::request_host;
+use crate::routing::{Action, RequestView, Route, Selection};
+use crate::upstream::UpstreamRuntime;
+
+/// A compiled snapshot and the runtime state built for it, swapped together.
+#[derive(Debug)]
+pub struct Active {
+    pub snapshot: Arc<Snapshot>,
+    /// Indexed like `snapshot.upstreams`.
+    pub upstreams: Vec<Arc<UpstreamRuntime>>,
+}
+
+impl Active {
+    pub fn new(snapshot: Snapshot) -> Active {
+        let upstreams = snapshot
+            .upstreams
+            .iter()
+            .map(|u| Arc::new(UpstreamRuntime::new(u)))
+            .collect();
+        Active {
+            snapshot: Arc::new(snapshot),
+            upstreams,
+        }
+    }
+}
+
+/// What the server knows about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub listener: Arc<str>,
+    /// `http` (TLS listeners will say `https`).
+    pub scheme: &'static str,
+}
+
+/// Per-request facts shared by the steps and the access log.
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub peer: SocketAddr,
+    pub client_ip: IpAddr,
+    pub request_id: HeaderValue,
+    pub route: Option<Arc<str>>,
+    pub upstream: Option<Arc<str>>,
+    pub error: Option<&'static str>,
+}
+
+/// Runs one request through every step. Never fails: errors become responses.
+pub async fn handle(
+    active: &Active,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let mut ctx = RequestCtx {
+        peer: conn.peer,
+        client_ip: conn.peer.ip(),
+        request_id: request_id::for_request(req.headers().get(&X_REQUEST_ID)),
+        route: None,
+        upstream: None,
+        error: None,
+    };
+    let method = req.method().clone();
+    let mut resp = match steps(active, conn, &mut ctx, req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            ctx.error = Some(e.code());
+            e.to_response(ctx.request_id.to_str().unwrap_or(""))
+        }
+    };
+    resp.headers_mut()
+        .insert(&X_REQUEST_ID, ctx.request_id.clone());
+    // 10. record
+    observability::access_log(&ctx, &method, resp.status(), started.elapsed());
+    resp
+}
+
+async fn steps(
+    active: &Active,
+    conn: &ConnInfo,
+    ctx: &mut RequestCtx,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let snap = &*active.snapshot;
+    let (mut parts, body) = req.into_parts();
+
+    // 1. sanitize
+    let clean = sanitize::request(snap, ctx, &mut parts)?;
+
+    // 2. route
+    let route = select_route(snap, &parts, &clean.path)?;
+    ctx.route = Some(route.id.clone());
+
+    // 3. local answer
+    let upstream = match &route.action {
+        Action::Proxy { upstream } => &active.upstreams[*upstream],
+        Action::Redirect { .. } | Action::Respond { .. } => {
+            return Ok(local_answer(route, &clean.path, parts.uri.query()));
+        }
+    };
+
+    // 4. authenticate, 5. authorize, 6. rate limit: to come.
+
+    // 7. rewrite
+    if declared_too_large(&parts.headers, route.max_body) {
+        return Err(GatewayError::PayloadTooLarge);
+    }
+    let path_and_query = upstream_target(route, &clean.path, parts.uri.query())?;
+    let client_upgrade = if clean.websocket {
+        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+    } else {
+        None
+    };
+    rewrite_request_headers(snap, conn, ctx, route, &mut parts, &clean);
+    let body = RequestBody::new(body, route.max_body, snap.limits.body_read_timeout);
+    let upstream_req = Request::from_parts(parts, body);
+
+    // 8. forward
+    ctx.upstream = Some(upstream.name.clone());
+    let mut resp = forward::send(upstream, upstream_req, path_and_query, route.timeout).await?;
+
+    // 9. respond
+    match client_upgrade {
+        Some(client) if forward::is_switching(&resp) => {
+            let upstream_io = hyper::upgrade::on(&mut resp);
+            forward::spawn_tunnel(client, upstream_io);
+        }
+        _ => strip_hop_by_hop(resp.headers_mut()),
+    }
+    route.response_headers.apply(resp.headers_mut());
+    Ok(resp.map(ProxyBody::Upstream))
+}
+
+fn select_route<'s>(
+    snap: &'s Snapshot,
+    parts: &Parts,
+    path: &str,
+) -> Result<&'s Route, GatewayError> {
+    let host = request_host(&parts.uri, &parts.headers).map(|h| h.to_ascii_lowercase());
+    let view = RequestView {
+        method: &parts.method,
+        path,
+        host: host.as_deref(),
+        headers: &parts.headers,
+        query: parts.uri.query(),
+    };
+    match snap.router.select(&view) {
+        Selection::Found(r) => Ok(r),
+        Selection::NotFound => Err(GatewayError::NoRoute),
+        Selection::MethodNotAllowed(allow) => Err(GatewayError::MethodNotAllowed(allow)),
+    }
+}
+
+/// Redirect and fixed-response routes.
+fn local_answer(route: &Route, path: &str, query: Option<&str>) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::empty());
+    match &route.action {
+        Action::Redirect {
+            location,
+            status,
+            append_path,
+        } => {
+            let mut loc = location.clone();
+            if *append_path {
+                let skip = route.pattern.literal_prefix().len() as u32;
+                let rest = crate::proxy::rewrite::PathRewrite {
+                    strip_prefix: skip,
+                    ..Default::default()
+                }
+                .apply(path);
+                loc = format!("{}{}", loc.trim_end_matches('/'), rest);
+                if let Some(q) = query {
+                    loc.push('?');
+                    loc.push_str(q);
+                }
+            }
+            *resp.status_mut() = *status;
+            if let Ok(v) = HeaderValue::from_str(&loc) {
+                resp.headers_mut().insert(LOCATION, v);
+            }
+        }
+        Action::Respond {
+            status,
+            body,
+            content_type,
+        } => {
+            *resp.status_mut() = *status;
+            *resp.body_mut() = ProxyBody::full(body.clone());
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, content_type.clone());
+        }
+        Action::Proxy { .. } => {}
+    }
+    route.response_headers.apply(resp.headers_mut());
+    resp
+}
+
+/// The path (after the route's rewrite) and the client's query, untouched.
+fn upstream_target(
+    route: &Route,
+    path: &str,
+    query: Option<&str>,
+) -> Result<PathAndQuery, GatewayError> {
+    let mut target = if route.rewrite.is_identity() {
+        path.to_owned()
+    } else {
+        route.rewrite.apply(path)
+    };
+    if let Some(q) = query {
+        target.push('?');
+        target.push_str(q);
+    }
+    PathAndQuery::try_from(target)
+        .map_err(|_| GatewayError::BadRequest("request target can not be forwarded"))
+}
+
+fn rewrite_request_headers(
+    snap: &Snapshot,
+    conn: &ConnInfo,
+    ctx: &RequestCtx,
+    route: &Route,
+    parts: &mut Parts,
+    clean: &sanitize::Sanitized,
+) {
+    let host = match parts.headers.get(HOST) {
+        Some(h) => Some(h.clone()),
+        None => parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    };
+    let trusted = snap.trusted.trusts_peer(ctx.peer.ip());
+    forwarded::set_forwarding_headers(
+        &mut parts.headers,
+        trusted,
+        ctx.peer.ip(),
+        ctx.client_ip,
+        conn.scheme,
+        host.clone(),
+    );
+    if let (false, Some(h)) = (parts.headers.contains_key(HOST), host) {
+        parts.headers.insert(HOST, h);
+    }
+    parts.headers.insert(&X_REQUEST_ID, ctx.request_id.clone());
+    route.request_headers.apply(&mut parts.headers);
+    if clean.websocket {
+        parts.headers.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
+        parts
+            .headers
+            .insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
+    if clean.te_trailers {
+        parts
+            .headers
+            .insert(TE, HeaderValue::from_static("trailers"));
+    }
+}

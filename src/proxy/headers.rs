@@ -1,0 +1,223 @@
+//! Header hygiene: hop-by-hop removal (including headers named in
+//! `Connection`), headers clients may never send through, and framing
+//! checks the HTTP parser leaves to us.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Version;
+
+/// Hop-by-hop headers (RFC 9110 7.6.1) plus the non-standard ones proxies
+/// have historically honoured.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
+
+/// Request headers a client can never get past the gateway: `Proxy`
+/// (httpoxy) and the URL-override headers some frameworks honour.
+static NEVER_FORWARDED: [HeaderName; 3] = [
+    HeaderName::from_static("proxy"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+];
+
+/// Headers that describe the client to the upstream; the gateway owns them.
+pub static FORWARDING: [HeaderName; 9] = [
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-server"),
+    header::FORWARDED,
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-client-ip"),
+];
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
+/// Headers route rules may not set on requests: the gateway computes them.
+pub fn is_reserved_request_header(name: &HeaderName) -> bool {
+    name == header::HOST
+        || name == header::CONTENT_LENGTH
+        || name == X_REQUEST_ID
+        || FORWARDING.contains(name)
+}
+
+/// Removes every header named in `Connection` and every hop-by-hop header.
+/// Runs before the gateway adds any header of its own, so a client naming
+/// `X-Forwarded-For` in `Connection` only removes its own copy.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
+    }
+    for n in &HOP_BY_HOP {
+        headers.remove(n);
+    }
+}
+
+pub fn strip_never_forwarded(headers: &mut HeaderMap) {
+    for n in &NEVER_FORWARDED {
+        headers.remove(n);
+    }
+}
+
+/// Does the client ask for trailers (`TE: trailers`)? gRPC needs this
+/// forwarded, and it is the one TE value HTTP/2 allows.
+pub fn wants_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+}
+
+/// Is this an HTTP/1.1 WebSocket upgrade request? (`Upgrade: h2c` and
+/// other protocols are not passed through.)
+pub fn is_websocket_upgrade(version: Version, headers: &HeaderMap) -> bool {
+    if version != Version::HTTP_11 {
+        return false;
+    }
+    let connection_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let upgrade_ws = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    connection_upgrade && upgrade_ws
+}
+
+/// Framing problems hyper accepts but a gateway must not: both
+/// Content-Length and Transfer-Encoding, several Host headers, HTTP/1.1
+/// without Host. Returns the reason for a 400.
+pub fn framing_error(version: Version, headers: &HeaderMap) -> Option<&'static str> {
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
+    {
+        return Some("both Content-Length and Transfer-Encoding are present");
+    }
+    let hosts = headers.get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        return Some("more than one Host header");
+    }
+    if version == Version::HTTP_11 && hosts == 0 {
+        return Some("HTTP/1.1 request without Host");
+    }
+    if let Some(h) = headers.get(header::HOST) {
+        if !valid_host_value(h) {
+            return Some("invalid Host header");
+        }
+    }
+    None
+}
+
+fn valid_host_value(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.iter().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+        })
+}
+
+/// Headers the gateway owns that a request trailer may not carry.
+pub fn is_forbidden_trailer(name: &HeaderName) -> bool {
+    is_hop_by_hop(name)
+        || is_reserved_request_header(name)
+        || name == header::AUTHORIZATION
+        || name == header::COOKIE
+        || name == header::CONTENT_TYPE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn strips_headers_named_in_connection_case_insensitively() {
+        let mut h = map(&[
+            ("connection", "close, X-Secret , KEEP-ALIVE"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("x-keep", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-keep"], "yes");
+    }
+
+    #[test]
+    fn framing_checks() {
+        assert!(framing_error(Version::HTTP_11, &map(&[("host", "a")])).is_none());
+        assert!(framing_error(Version::HTTP_11, &map(&[])).is_some());
+        assert!(framing_error(Version::HTTP_10, &map(&[])).is_none());
+        assert!(framing_error(Version::HTTP_11, &map(&[("host", "a"), ("host", "b")])).is_some());
+        assert!(framing_error(
+            Version::HTTP_11,
+            &map(&[
+                ("host", "a"),
+                ("content-length", "1"),
+                ("transfer-encoding", "chunked")
+            ])
+        )
+        .is_some());
+        assert!(framing_error(Version::HTTP_11, &map(&[("host", "a b")])).is_some());
+    }
+
+    #[test]
+    fn websocket_detection() {
+        let ws = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
+        assert!(is_websocket_upgrade(Version::HTTP_11, &ws));
+        let h2c = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+        ]);
+        assert!(!is_websocket_upgrade(Version::HTTP_11, &h2c));
+        assert!(!is_websocket_upgrade(Version::HTTP_2, &ws));
+    }
+
+    #[test]
+    fn te_trailers() {
+        assert!(wants_trailers(&map(&[("te", "gzip, Trailers")])));
+        assert!(!wants_trailers(&map(&[("te", "gzip")])));
+    }
+}

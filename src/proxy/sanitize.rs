@@ -1,0 +1,57 @@
+//! Step 1 of the pipeline: make the request safe to reason about before any
+//! route or policy decision. Framing checks, hop-by-hop and never-forwarded
+//! headers removed, the client address derived, the path normalized.
+
+use http::request::Parts;
+use http::Version;
+
+use super::headers::{framing_error, strip_hop_by_hop, strip_never_forwarded, wants_trailers};
+use crate::config::Snapshot;
+use crate::errors::GatewayError;
+use crate::pipeline::RequestCtx;
+use crate::routing::path::normalize;
+
+/// What sanitizing learned that later steps need.
+pub struct Sanitized {
+    /// The normalized path: what routing, policies and the upstream see.
+    pub path: String,
+    /// The client sent `Connection: Upgrade` + `Upgrade: websocket`.
+    pub websocket: bool,
+    /// The client sent `TE: trailers` (gRPC).
+    pub te_trailers: bool,
+}
+
+pub fn request(
+    snap: &Snapshot,
+    ctx: &mut RequestCtx,
+    parts: &mut Parts,
+) -> Result<Sanitized, GatewayError> {
+    // Absolute-form targets are for forward proxies; HTTP/2 always carries
+    // scheme and authority, which is fine.
+    if parts.version < Version::HTTP_2 && parts.uri.scheme().is_some() {
+        return Err(GatewayError::BadRequest(
+            "absolute-form request targets are not accepted",
+        ));
+    }
+    if parts.method == http::Method::CONNECT {
+        return Err(GatewayError::BadRequest("CONNECT is not supported"));
+    }
+    if let Some(why) = framing_error(parts.version, &parts.headers) {
+        return Err(GatewayError::BadRequest(why));
+    }
+    let websocket = super::headers::is_websocket_upgrade(parts.version, &parts.headers);
+    let te_trailers = wants_trailers(&parts.headers);
+    // Order matters: hop-by-hop (and headers named in Connection) go first,
+    // so nothing the gateway sets later can be removed by the client.
+    strip_hop_by_hop(&mut parts.headers);
+    strip_never_forwarded(&mut parts.headers);
+    ctx.client_ip = snap.trusted.client_ip(ctx.peer.ip(), &parts.headers);
+    let path = normalize(parts.uri.path(), snap.paths)
+        .map_err(|e| GatewayError::BadRequest(e.message()))?
+        .into_owned();
+    Ok(Sanitized {
+        path,
+        websocket,
+        te_trailers,
+    })
+}

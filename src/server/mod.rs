@@ -1,0 +1,235 @@
+//! Listeners and connections: accept with a per-listener connection cap,
+//! serve HTTP/1.1 and HTTP/2 (h2c prior knowledge) on the same port, enforce
+//! header-read and idle timeouts, and drain gracefully on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::config::{ListenerSpec, Snapshot};
+use crate::pipeline::{self, Active, ConnInfo};
+
+/// The running gateway's shared state: the active snapshot (swapped whole).
+#[derive(Debug)]
+pub struct Gateway {
+    active: ArcSwap<Active>,
+}
+
+impl Gateway {
+    pub fn new(snapshot: Snapshot) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            active: ArcSwap::from_pointee(Active::new(snapshot)),
+        })
+    }
+
+    pub fn active(&self) -> Arc<Active> {
+        self.active.load_full()
+    }
+}
+
+/// Listeners bound and ready; `run` serves them until `shutdown` fires.
+pub struct Server {
+    gateway: Arc<Gateway>,
+    listeners: Vec<(ListenerSpec, TcpListener)>,
+}
+
+impl Server {
+    /// Binds every listener of the active snapshot. A bind failure is an
+    /// error before anything is served.
+    pub async fn bind(gateway: Arc<Gateway>) -> std::io::Result<Server> {
+        let specs = gateway.active().snapshot.listeners.clone();
+        let mut listeners = Vec::new();
+        for spec in specs {
+            let l = TcpListener::bind(spec.bind).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("listener `{}` on {}: {e}", spec.name, spec.bind),
+                )
+            })?;
+            listeners.push((spec, l));
+        }
+        Ok(Server { gateway, listeners })
+    }
+
+    /// The bound addresses, in listener order (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|(_, l)| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and gives
+    /// in-flight requests up to the drain timeout. Returns `true` when every
+    /// connection finished in time.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> bool {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut acceptors = JoinSet::new();
+        for (spec, listener) in self.listeners {
+            let gw = self.gateway.clone();
+            let stop = stop_rx.clone();
+            acceptors.spawn(accept_loop(gw, spec, listener, stop));
+        }
+        shutdown.await;
+        tracing::info!("shutdown requested: no longer accepting, draining in-flight requests");
+        let _ = stop_tx.send(true);
+        let drain = self.gateway.active().snapshot.limits.drain_timeout;
+        // Each accept loop owns its connections and drains them.
+        let all = async { while acceptors.join_next().await.is_some() {} };
+        match tokio::time::timeout(drain, all).await {
+            Ok(()) => true,
+            Err(_) => {
+                tracing::warn!(
+                    ?drain,
+                    "drain timeout reached with requests still in flight"
+                );
+                false
+            }
+        }
+    }
+}
+
+async fn accept_loop(
+    gw: Arc<Gateway>,
+    spec: ListenerSpec,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(spec.max_connections));
+    let mut conns = JoinSet::new();
+    tracing::info!(listener = %spec.name, addr = %spec.bind, "listening");
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stop.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        let gw = gw.clone();
+        let info = ConnInfo {
+            peer,
+            listener: spec.name.clone(),
+            scheme: "http",
+        };
+        let stop = stop.clone();
+        let http2 = spec.http2;
+        conns.spawn(async move {
+            serve_connection(gw, info, stream, http2, stop).await;
+            drop(permit);
+        });
+        // Reap finished connection tasks so the set does not grow.
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+}
+
+/// Per-connection activity, for the idle timeout.
+struct ConnActivity {
+    in_flight: AtomicU32,
+    /// Milliseconds since `epoch` at the last request start or end.
+    last: AtomicU64,
+    epoch: Instant,
+}
+
+impl ConnActivity {
+    fn touch(&self) {
+        self.last
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+async fn serve_connection(
+    gw: Arc<Gateway>,
+    info: ConnInfo,
+    stream: TcpStream,
+    http2: bool,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let limits = gw.active().snapshot.limits.clone();
+    let activity = Arc::new(ConnActivity {
+        in_flight: AtomicU32::new(0),
+        last: AtomicU64::new(0),
+        epoch: Instant::now(),
+    });
+    let info = Arc::new(info);
+    let act = activity.clone();
+    let service = service_fn(move |req| {
+        let gw = gw.clone();
+        let info = info.clone();
+        let act = act.clone();
+        async move {
+            act.in_flight.fetch_add(1, Ordering::Relaxed);
+            act.touch();
+            let active = gw.active();
+            let resp = pipeline::handle(&active, &info, req).await;
+            act.in_flight.fetch_sub(1, Ordering::Relaxed);
+            act.touch();
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32);
+    if !http2 {
+        builder = builder.http1_only();
+    }
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let idle = limits.idle_timeout;
+    let mut draining = false;
+    loop {
+        let wake = idle_deadline(&activity, idle);
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "connection ended with error");
+                }
+                return;
+            }
+            _ = stop.changed(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until(wake), if !draining => {
+                if activity.in_flight.load(Ordering::Relaxed) == 0 && idle_deadline(&activity, idle) <= Instant::now() {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+fn idle_deadline(a: &ConnActivity, idle: Duration) -> Instant {
+    a.epoch + Duration::from_millis(a.last.load(Ordering::Relaxed)) + idle
+}
