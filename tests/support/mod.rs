@@ -3,6 +3,8 @@
 //! clients. Every wait is on a condition, never a sleep.
 #![allow(dead_code)]
 
+pub mod bin;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
