@@ -9,6 +9,9 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::Full;
 use support::*;
 
+/// Extra request headers, as (name, value) pairs.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 /// Starts one echo upstream per name and a gateway with `routes`.
 async fn setup(names: &[&'static str], routes: &str) -> (Gw, Vec<Upstream>) {
     let mut ups = Vec::new();
@@ -139,7 +142,7 @@ async fn header_predicates_present_exact_regex() {
   - { id: re2, match: { path: /api/**, headers: { X-Tier: { regex: \"^(gold|silver)$\" } } }, upstream: re2 }
 ";
     let (gw, ups) = setup(&["base", "present", "exact", "re", "re2"], routes).await;
-    let cases: &[(&[(&str, &str)], &str)] = &[
+    let cases: &[(Headers, &str)] = &[
         (&[], "base"),
         (&[("x-trace", "")], "present"),
         (&[("x-trace", "anything")], "present"),
@@ -237,7 +240,7 @@ async fn priority_then_most_specific() {
 ";
     let names = ["all", "api", "tasks", "one", "mine", "re", "vip"];
     let (gw, ups) = setup(&names, routes).await;
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    let cases: &[(&str, Headers, &str)] = &[
         ("/", &[], "all"),
         ("/other/x", &[], "all"),
         ("/api/users", &[], "api"),
