@@ -120,6 +120,15 @@ pub fn framing_error(version: Version, headers: &HeaderMap) -> Option<&'static s
     {
         return Some("both Content-Length and Transfer-Encoding are present");
     }
+    // hyper refuses a Transfer-Encoding whose last coding is not chunked,
+    // but passes `gzip, chunked` (or `gzip` then `chunked` on two lines):
+    // the gateway would forward a body whose coding it then strips.
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    if let Some(first) = codings.next() {
+        if codings.next().is_some() || !first.as_bytes().eq_ignore_ascii_case(b"chunked") {
+            return Some("Transfer-Encoding other than chunked is not supported");
+        }
+    }
     let hosts = headers.get_all(header::HOST).iter().count();
     if hosts > 1 {
         return Some("more than one Host header");
@@ -198,6 +207,17 @@ mod tests {
         )
         .is_some());
         assert!(framing_error(Version::HTTP_11, &map(&[("host", "a b")])).is_some());
+        let te = |v: &[&str]| {
+            let mut pairs = vec![("host", "a")];
+            pairs.extend(v.iter().map(|v| ("transfer-encoding", *v)));
+            framing_error(Version::HTTP_11, &map(&pairs))
+        };
+        assert!(te(&["chunked"]).is_none());
+        assert!(te(&["Chunked"]).is_none());
+        assert!(te(&["gzip, chunked"]).is_some());
+        assert!(te(&["gzip", "chunked"]).is_some());
+        assert!(te(&["chunked", "chunked"]).is_some());
+        assert!(te(&["identity"]).is_some());
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! 1. Only origin-form paths (`/...`) are accepted.
 //! 2. Every byte must be a `pchar` or `/`; anything else (space, `\`, `"`,
 //!    `<`, `{`, non-ASCII, control bytes) is rejected.
-//! 3. `;` (path parameters, a classic Tomcat/Spring bypass) is rejected
-//!    unless `paths.allow_semicolon` is set.
+//! 3. `;` (path parameters, a classic Tomcat/Spring bypass), raw or as
+//!    `%3B`, is rejected unless `paths.allow_semicolon` is set.
 //! 4. Percent-escapes: unreserved characters (`A-Z a-z 0-9 - . _ ~`) are
 //!    decoded; other escapes are kept, with upper-case hex. `%2F` (unless
 //!    `paths.allow_encoded_slash`), `%5C`, `%00` and other control bytes,
@@ -152,6 +152,9 @@ fn decode(bytes: &[u8], policy: PathPolicy) -> Result<String, PathError> {
         let v = h << 4 | l;
         match v {
             b'/' if !policy.allow_encoded_slash => return Err(PathError::EncodedSlash),
+            // A backend that decodes before stripping path parameters would
+            // read `/admin%3Bx` as `/admin`: refuse it like a raw `;`.
+            b';' if !policy.allow_semicolon => return Err(PathError::Semicolon),
             b'\\' => return Err(PathError::EncodedBackslash),
             0..=0x1F | 0x7F => return Err(PathError::EncodedControl),
             b'%' => {
@@ -296,6 +299,8 @@ mod tests {
             ("/%ff", PathError::InvalidUtf8),
             ("/admin;/x", PathError::Semicolon),
             ("/api/tasks;jsessionid=1", PathError::Semicolon),
+            ("/admin%3Bx", PathError::Semicolon),
+            ("/admin%3b", PathError::Semicolon),
             ("*", PathError::NotOriginForm),
             ("http://evil/x", PathError::NotOriginForm),
             ("", PathError::NotOriginForm),
@@ -317,6 +322,7 @@ mod tests {
         };
         assert_eq!(normalize("/a%2fb", p).as_deref(), Ok("/a%2Fb"));
         assert_eq!(normalize("/a;v=1/b", p).as_deref(), Ok("/a;v=1/b"));
+        assert_eq!(normalize("/a%3bv/b", p).as_deref(), Ok("/a%3Bv/b"));
     }
 
     /// A slow, obviously-correct reference for dot-segment removal over
