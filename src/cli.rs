@@ -37,6 +37,9 @@ pub enum Command {
         log_level: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Auto)]
         log_format: Format,
+        /// Worker threads (default: one per CPU).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
     },
     /// Validate a config: print every error with file:line:column and exit 1,
     /// or a summary and exit 0.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
             config,
             log_level,
             log_format,
+            threads,
         } => {
             let format = match log_format {
                 Format::Auto => LogFormat::Auto,
@@ -79,7 +83,7 @@ pub fn main() -> ExitCode {
                 Format::Json => LogFormat::Json,
             };
             observability::init(log_level.as_deref(), format);
-            run(config)
+            run(config, threads)
         }
         Command::Check { config } => match config::load_file(&config) {
             Ok(snap) => {
@@ -116,7 +120,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(path: PathBuf) -> ExitCode {
+fn run(path: PathBuf, threads: Option<usize>) -> ExitCode {
     let snap = match config::load_file(&path) {
         Ok(s) => s,
         Err(errs) => {

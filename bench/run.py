@@ -1,0 +1,466 @@
+#!/usr/bin/env python3
+"""Whole-proxy load benchmark: gwanmun against nginx and HAProxy, side by side.
+
+One command:  python3 bench/run.py            (about 10 minutes with defaults)
+              python3 bench/run.py --quick    (short rounds, for a smoke run)
+
+Layout (same for every candidate): the proxy and a 3-listener nginx origin
+(fixed 100-byte body) pinned to CPU 0, the load generator on CPU 1, one
+worker/thread per proxy, HTTP/1.1 keep-alive to the client and to the
+upstream. Rounds are interleaved (every candidate once per round) so drift
+on a shared machine hits all candidates alike; figures are reported as
+ratios to nginx and HAProxy from the same run.
+
+Installs what it lacks from Debian's packages (nginx, haproxy, wrk,
+nghttp2-client), builds gwanmun in release mode, targets 127.0.0.1 only,
+bounds every run in time, and cleans up everything it started.
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BODY = b"x" * 99 + b"\n"  # 100 bytes
+HZ = os.sysconf(os.sysconf_names["SC_CLK_TCK"])
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def ensure_tools():
+    need = {"nginx": "nginx", "haproxy": "haproxy", "wrk": "wrk", "h2load": "nghttp2-client"}
+    missing = [pkg for tool, pkg in need.items() if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}")]
+    if missing:
+        log(f"installing {' '.join(missing)} from Debian's packages")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def tool(name):
+    return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+# ---------------------------------------------------------------- tokens
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def make_keys(tmp):
+    key = os.path.join(tmp, "rsa.pem")
+    pub = os.path.join(tmp, "rsa.pub.pem")
+    subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+    subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-out", pub], check=True, capture_output=True)
+    secret = os.urandom(32)
+    with open(os.path.join(tmp, "hs.key"), "wb") as f:
+        f.write(secret)
+    return key, pub, secret
+
+
+def claims(i):
+    return {"sub": f"user-{i}", "iss": "https://auth.bench", "aud": "bench-api",
+            "exp": int(time.time()) + 3600, "roles": ["user"], "scope": "tasks:read"}
+
+
+def hs256_tokens(secret, n):
+    out = []
+    for i in range(n):
+        h = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "hs"}).encode())
+        p = b64url(json.dumps(claims(i)).encode())
+        sig = hmac.new(secret, f"{h}.{p}".encode(), hashlib.sha256).digest()
+        out.append(f"{h}.{p}.{b64url(sig)}")
+    return out
+
+
+def rs256_tokens(key_path, n):
+    """Signs with the `cryptography` package if present, else openssl (slower)."""
+    try:
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+        with open(key_path, "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), password=None)
+        sign = lambda data: key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    except ImportError:
+        def sign(data):
+            return subprocess.run(["openssl", "dgst", "-sha256", "-sign", key_path], input=data,
+                                  check=True, capture_output=True).stdout
+    out = []
+    for i in range(n):
+        h = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "rs"}).encode())
+        p = b64url(json.dumps(claims(i)).encode())
+        out.append(f"{h}.{p}.{b64url(sign(f'{h}.{p}'.encode()))}")
+    return out
+
+
+def wrk_script(tmp, name, tokens):
+    tok = os.path.join(tmp, f"{name}.tokens")
+    with open(tok, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+    lua = os.path.join(tmp, f"{name}.lua")
+    with open(lua, "w") as f:
+        f.write(f"""
+local tokens = {{}}
+for line in io.lines("{tok}") do tokens[#tokens + 1] = line end
+local i = math.random(#tokens)
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", "/api/bench", {{ ["Authorization"] = "Bearer " .. tokens[i] }})
+end
+""")
+    return lua
+
+
+# ---------------------------------------------------------------- servers
+
+class Proc:
+    def __init__(self, argv, cpu, cwd=None, env=None):
+        self.argv = argv
+        self.p = subprocess.Popen(["taskset", "-c", str(cpu), *argv], cwd=cwd, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+    def pids(self):
+        """The process and its children (nginx's worker)."""
+        pids = [self.p.pid]
+        try:
+            out = subprocess.run(["pgrep", "-P", str(self.p.pid)], capture_output=True, text=True).stdout
+            pids += [int(x) for x in out.split()]
+        except OSError:
+            pass
+        return pids
+
+    def cpu_seconds(self):
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except OSError:
+                pass
+        return total / HZ
+
+    def rss_mib(self):
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total / 1024
+
+    def stop(self):
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, signal.SIGTERM)
+                self.p.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def origin(tmp, ports):
+    conf = os.path.join(tmp, "origin.conf")
+    listens = "\n".join(f"    listen 127.0.0.1:{p} reuseport backlog=4096;" for p in ports)
+    with open(os.path.join(tmp, "body"), "wb") as f:
+        f.write(BODY)
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {tmp}/origin.pid; error_log /dev/null crit;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 1000000;
+  server {{
+{listens}
+    location / {{ default_type text/plain; return 200 "{BODY.decode().strip()}\\n"; }}
+  }}
+}}
+""")
+    return Proc([tool("nginx"), "-c", conf, "-p", tmp], cpu=0)
+
+
+def nginx_proxy(tmp, port, ups, h2=False):
+    conf = os.path.join(tmp, "nginx-proxy.conf")
+    servers = "\n".join(f"    server 127.0.0.1:{p};" for p in ups)
+    listen = f"listen 127.0.0.1:{port}{' http2' if h2 else ''} backlog=4096;"
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1; daemon off; pid {tmp}/nginx-proxy.pid; error_log /dev/null crit;
+events {{ worker_connections 20000; }}
+http {{ access_log off; keepalive_requests 1000000;
+  upstream origin {{
+{servers}
+    keepalive 256;
+  }}
+  server {{
+    {listen}
+    location / {{ proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+""")
+    return Proc([tool("nginx"), "-c", conf, "-p", tmp], cpu=0)
+
+
+def haproxy(tmp, port, ups, jwt=None, h2=False):
+    conf = os.path.join(tmp, f"haproxy-{jwt or 'plain'}.cfg")
+    servers = "\n".join(f"  server s{i} 127.0.0.1:{p}" for i, p in enumerate(ups))
+    rules = ""
+    if jwt:
+        alg, key = jwt
+        rules = f"""  http-request deny unless {{ req.hdr(authorization) -m found }}
+  http-request set-var(txn.bearer) http_auth_bearer
+  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('$.alg')
+  http-request deny unless {{ var(txn.alg) -m str {alg} }}
+  http-request deny unless {{ var(txn.bearer),jwt_verify(txn.alg,"{key}") -m int 1 }}
+  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('$.exp','int')
+  http-request set-var(txn.now) date()
+  http-request deny if {{ var(txn.exp),sub(txn.now) -m int lt 0 }}
+"""
+    with open(conf, "w") as f:
+        f.write(f"""global
+  nbthread 1
+  maxconn 20000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{port}{' proto h2' if h2 else ''}
+{rules}  default_backend be
+backend be
+  balance roundrobin
+{servers}
+""")
+    return Proc([tool("haproxy"), "-f", conf], cpu=0)
+
+
+def gwanmun(tmp, port, ups, auth=None):
+    conf = os.path.join(tmp, f"gwanmun-{auth or 'plain'}.yaml")
+    eps = ", ".join(f'"127.0.0.1:{p}"' for p in ups)
+    with open(conf, "w") as f:
+        f.write(f"""listeners: [{{ name: bench, bind: "127.0.0.1:{port}" }}]
+upstreams:
+  origin: {{ endpoints: [{eps}] }}
+routes:
+  - id: all
+    match: {{ path: /** }}
+    upstream: origin
+""")
+        if auth:
+            f.write(auth)
+    env = {**os.environ, "RUST_LOG": "warn"}
+    return Proc([os.path.join(ROOT, "target/release/gwanmun"), "run", "-c", conf, "--log-format", "text",
+                 "--threads", "1"],
+                cpu=0, env=env)
+
+
+# ---------------------------------------------------------------- load
+
+def run_wrk(port, conns, seconds, script=None):
+    argv = ["taskset", "-c", "1", tool("wrk"), "-t", "1", "-c", str(conns), "-d", f"{seconds}s",
+            "--latency", f"http://127.0.0.1:{port}/api/bench"]
+    if script:
+        argv[5:5] = ["-s", script]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
+    res = {"requests": 0, "rps": 0.0, "p50_ms": None, "p99_ms": None, "errors": 0}
+    for line in out.splitlines():
+        parts = line.split()
+        if "requests in" in line:
+            res["requests"] = int(parts[0])
+        elif line.startswith("Requests/sec:"):
+            res["rps"] = float(parts[1])
+        elif line.strip().startswith("50%"):
+            res["p50_ms"] = to_ms(parts[1])
+        elif line.strip().startswith("99%"):
+            res["p99_ms"] = to_ms(parts[1])
+        elif "Non-2xx" in line or "Socket errors" in line:
+            res["errors"] += sum(int(x) for x in line.replace(",", " ").split() if x.isdigit())
+    return res
+
+
+def run_h2load(port, seconds):
+    argv = ["taskset", "-c", "1", tool("h2load"), "-c", "64", "-m", "4", "-t", "1", "-D", str(seconds),
+            f"http://127.0.0.1:{port}/api/bench"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
+    res = {"requests": 0, "rps": 0.0, "p50_ms": None, "p99_ms": None, "errors": 0}
+    for line in out.splitlines():
+        if line.startswith("finished in"):
+            res["rps"] = float(line.split(",")[1].split()[0])
+        elif line.startswith("requests:"):
+            res["requests"] = int(line.split()[7])  # succeeded
+    return res
+
+
+def to_ms(v):
+    for unit, mult in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if v.endswith(unit):
+            return float(v[: -len(unit)]) * mult
+    return None
+
+
+def measure(proc, port, conns, seconds, script=None, h2=False):
+    wait_port(port)
+    idle = proc.rss_mib()
+    cpu0 = proc.cpu_seconds()
+    res = run_h2load(port, seconds) if h2 else run_wrk(port, conns, seconds, script)
+    res["cpu_us_per_req"] = (proc.cpu_seconds() - cpu0) * 1e6 / max(res["requests"], 1)
+    res["rss_idle_mib"] = idle
+    res["rss_load_mib"] = proc.rss_mib()
+    return res
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=10, help="length of one measurement")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
+    ap.add_argument("--quick", action="store_true", help="3 s, 1 round")
+    ap.add_argument("--only", default="", help="comma list of candidate names")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/latest.json"))
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.seconds, args.rounds = 3, 1
+
+    ensure_tools()
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "--bin", "gwanmun"], cwd=ROOT, check=True)
+
+    tmp = tempfile.mkdtemp(prefix="gwanmun-bench-")
+    procs = []
+    try:
+        ups = [free_port() for _ in range(3)]
+        procs.append(origin(tmp, ups))
+        for p in ups:
+            wait_port(p)
+        key, pub, secret = make_keys(tmp)
+        hs_key = os.path.join(tmp, "hs.key")
+        n_tokens = 10_000
+        log("minting tokens")
+        rs = rs256_tokens(key, n_tokens)
+        hs = hs256_tokens(secret, n_tokens)
+        scripts = {
+            "rs_one": wrk_script(tmp, "rs_one", rs[:1]), "rs_many": wrk_script(tmp, "rs_many", rs),
+            "hs_one": wrk_script(tmp, "hs_one", hs[:1]), "hs_many": wrk_script(tmp, "hs_many", hs),
+        }
+        gw_auth = gwanmun_auth_config(pub, secret, tmp)
+
+        # name -> (starter(port), [(case, conns, script, h2)])
+        plain_cases = [("c64", 64, None, False), ("c256", 256, None, False)]
+        candidates = {
+            "direct": (None, plain_cases),
+            "nginx": (lambda port: nginx_proxy(tmp, port, ups), plain_cases),
+            "haproxy": (lambda port: haproxy(tmp, port, ups), plain_cases),
+            "gwanmun": (lambda port: gwanmun(tmp, port, ups), plain_cases),
+            "haproxy-jwt-rs256": (lambda port: haproxy(tmp, port, ups, jwt=("RS256", pub)),
+                                  [("one-token-c64", 64, scripts["rs_one"], False),
+                                   ("many-tokens-c64", 64, scripts["rs_many"], False)]),
+            "haproxy-jwt-hs256": (lambda port: haproxy(tmp, port, ups, jwt=("HS256", hs_key)),
+                                  [("many-tokens-c64", 64, scripts["hs_many"], False)]),
+            "nginx-h2": (lambda port: nginx_proxy(tmp, port, ups, h2=True), [("h2-c64x4", 64, None, True)]),
+            "haproxy-h2": (lambda port: haproxy(tmp, port, ups, h2=True), [("h2-c64x4", 64, None, True)]),
+            "gwanmun-h2": (lambda port: gwanmun(tmp, port, ups), [("h2-c64x4", 64, None, True)]),
+        }
+        if gw_auth is not None:
+            candidates["gwanmun-jwt-rs256"] = (lambda port: gwanmun(tmp, port, ups, auth=gw_auth),
+                                               [("one-token-c64", 64, scripts["rs_one"], False),
+                                                ("many-tokens-c64", 64, scripts["rs_many"], False)])
+            candidates["gwanmun-jwt-hs256"] = (lambda port: gwanmun(tmp, port, ups, auth=gw_auth),
+                                               [("many-tokens-c64", 64, scripts["hs_many"], False)])
+        if args.only:
+            keep = set(args.only.split(","))
+            candidates = {k: v for k, v in candidates.items() if k in keep}
+
+        results = {}
+        for rnd in range(args.rounds):
+            for name, (start, cases) in candidates.items():
+                for case, conns, script, h2 in cases:
+                    port = ups[0] if start is None else free_port()
+                    proc = procs[0] if start is None else start(port)
+                    try:
+                        log(f"round {rnd + 1}: {name} {case}")
+                        r = measure(proc, port, conns, args.seconds, script, h2)
+                    finally:
+                        if start is not None:
+                            proc.stop()
+                    results.setdefault(f"{name}/{case}", []).append(r)
+        report(results, args.out)
+    finally:
+        for p in procs:
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def gwanmun_auth_config(pub, secret, tmp):
+    """Auth routes for gwanmun once JWT support exists (docs/auth.md); None before."""
+    if not os.path.exists(os.path.join(ROOT, "src/auth")):
+        return None
+    return None  # filled in by the JWT work: see docs/performance.md
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    return xs[len(xs) // 2] if xs else None
+
+
+def report(results, out):
+    summary = {}
+    for key, runs in results.items():
+        summary[key] = {k: median([r[k] for r in runs]) for k in runs[0]}
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump({"machine": os.uname().nodename, "cpus": os.cpu_count(), "results": summary,
+                   "runs": results}, f, indent=2)
+    def ratio(key, base):
+        a, b = summary.get(key, {}).get("rps"), summary.get(base, {}).get("rps")
+        return f"{a / b:.2f}" if a and b else "-"
+    print(f"{'candidate/case':34} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} "
+          f"{'rss idle':>8} {'rss load':>8} {'vs nginx':>8} {'vs haproxy':>10}")
+    for key, s in summary.items():
+        case = key.split("/", 1)[1]
+        base_case = case if case in ("c64", "c256", "h2-c64x4") else "c64"
+        nginx_key = f"nginx{'-h2' if case.startswith('h2') else ''}/{base_case}"
+        haproxy_key = f"haproxy{'-h2' if case.startswith('h2') else ''}/{base_case}"
+        fmt = lambda v, spec: format(v, spec) if v is not None else "-"
+        print(f"{key:34} {fmt(s['rps'], '9.0f')} {fmt(s['p50_ms'], '7.2f')} {fmt(s['p99_ms'], '7.2f')} "
+              f"{fmt(s['cpu_us_per_req'], '10.1f')} {fmt(s['rss_idle_mib'], '8.1f')} {fmt(s['rss_load_mib'], '8.1f')} "
+              f"{ratio(key, nginx_key):>8} {ratio(key, haproxy_key):>10}")
+    print(f"\nJSON: {out}")
+
+
+if __name__ == "__main__":
+    main()
