@@ -67,7 +67,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
             .collect();
         for n in named {
-            headers.remove(n);
+            // Host and Content-Length are end-to-end and frame the request
+            // itself: a client can not make the gateway drop them.
+            if n != header::HOST && n != header::CONTENT_LENGTH {
+                headers.remove(n);
+            }
         }
     }
     for n in &HOP_BY_HOP {
@@ -189,6 +193,17 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert_eq!(h["x-keep"], "yes");
+        let mut h = map(&[
+            ("connection", "Host, content-length"),
+            ("host", "a"),
+            ("content-length", "0"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(
+            h.len(),
+            2,
+            "Host and Content-Length survive being named in Connection"
+        );
     }
 
     #[test]
