@@ -7,7 +7,7 @@
 //! status and the request id.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{Response, StatusCode};
 
 use crate::proxy::body::ProxyBody;
@@ -33,6 +33,10 @@ pub enum GatewayError {
     /// A framing feature the gateway does not implement (e.g. a
     /// Transfer-Encoding other than chunked).
     NotImplemented(&'static str),
+    /// The route needs a valid bearer token and this one is missing or bad.
+    Unauthorized(crate::auth::Reason),
+    /// The token is valid but lacks a required scope, role or claim.
+    Forbidden,
 
     // -- the upstream's fault --
     /// The upstream refused, reset or closed the connection, or sent garbage.
@@ -45,6 +49,9 @@ pub enum GatewayError {
     // -- ours --
     /// A bug or resource failure inside the gateway.
     Internal,
+    /// No usable signing key set could be loaded for the token's provider:
+    /// our (or the key server's) fault, never blamed on the client's token.
+    SigningKeysUnavailable,
 }
 
 /// How a variant is logged: client faults are routine, upstream faults are
@@ -98,6 +105,18 @@ impl GatewayError {
                 why,
                 Severity::Debug,
             ),
+            Unauthorized(reason) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                reason.description(),
+                Severity::Debug,
+            ),
+            Forbidden => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                crate::auth::Reason::InsufficientScope.description(),
+                Severity::Debug,
+            ),
             BadGateway => (
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
@@ -122,6 +141,12 @@ impl GatewayError {
                 "internal gateway error",
                 Severity::Error,
             ),
+            SigningKeysUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "signing_keys_unavailable",
+                "signing keys unavailable: tokens can not be verified right now",
+                Severity::Error,
+            ),
         }
     }
 
@@ -144,7 +169,31 @@ impl GatewayError {
         if let GatewayError::MethodNotAllowed(allow) = self {
             resp.headers_mut().insert(ALLOW, allow.clone());
         }
+        if let Some(challenge) = self.bearer_challenge() {
+            resp.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
         resp
+    }
+
+    /// RFC 6750 section 3: no error code when no token was sent, otherwise
+    /// `invalid_token` (401) or `insufficient_scope` (403) with the fixed
+    /// description (never anything from the token).
+    fn bearer_challenge(&self) -> Option<HeaderValue> {
+        let (error, description) = match self {
+            GatewayError::Unauthorized(crate::auth::Reason::Missing) => {
+                return Some(HeaderValue::from_static("Bearer realm=\"gwanmun\""))
+            }
+            GatewayError::Unauthorized(r) => ("invalid_token", r.description()),
+            GatewayError::Forbidden => (
+                "insufficient_scope",
+                crate::auth::Reason::InsufficientScope.description(),
+            ),
+            _ => return None,
+        };
+        HeaderValue::from_str(&format!(
+            "Bearer realm=\"gwanmun\", error=\"{error}\", error_description=\"{description}\""
+        ))
+        .ok()
     }
 }
 
@@ -177,21 +226,49 @@ mod tests {
             GatewayError::HeadersTooLarge,
             GatewayError::RequestTimeout,
             GatewayError::NotImplemented("x"),
+            GatewayError::Unauthorized(crate::auth::Reason::Expired),
+            GatewayError::Forbidden,
             GatewayError::BadGateway,
             GatewayError::ServiceUnavailable("x"),
             GatewayError::GatewayTimeout,
             GatewayError::Internal,
+            GatewayError::SigningKeysUnavailable,
         ]
     }
 
     #[test]
-    fn every_variant_has_a_distinct_status_and_snake_case_code() {
+    fn every_variant_has_a_distinct_code_and_snake_case_code() {
+        // Statuses may repeat (two kinds of 503); codes may not.
         let mut seen = std::collections::HashSet::new();
         for e in all() {
-            let (status, code, _, _) = e.describe();
-            assert!(seen.insert(status), "duplicate status {status}");
+            let (_, code, _, _) = e.describe();
+            assert!(seen.insert(code), "duplicate code {code}");
             assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
         }
+    }
+
+    #[test]
+    fn auth_errors_carry_bearer_challenges() {
+        use crate::auth::Reason;
+        let r = GatewayError::Unauthorized(Reason::Expired).to_response("id");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let h = r.headers()[WWW_AUTHENTICATE].to_str().expect("ascii");
+        assert!(h.starts_with("Bearer ") && h.contains("error=\"invalid_token\""));
+        assert!(h.contains("error_description=\"the token has expired\""));
+        let r = GatewayError::Unauthorized(Reason::Missing).to_response("id");
+        assert!(!r.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .expect("ascii")
+            .contains("error="));
+        let r = GatewayError::Forbidden.to_response("id");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(r.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .expect("ascii")
+            .contains("insufficient_scope"));
+        let r = GatewayError::SigningKeysUnavailable.to_response("id");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!r.headers().contains_key(WWW_AUTHENTICATE));
     }
 
     #[test]

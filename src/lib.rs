@@ -3,6 +3,7 @@
 //! Module map, one folder per concern:
 //! - [`config`]: YAML -> raw serde mirror -> compiled immutable [`config::Snapshot`]
 //! - [`routing`]: path normalization, patterns, predicates, the route trie
+//! - [`auth`]: JWT verification, key sets, claim-based authorization
 //! - [`proxy`]: header hygiene, forwarding headers, bodies, rewriting, the upstream call
 //! - [`upstream`]: pooled clients and endpoint choice (runtime state beside the snapshot)
 //! - [`server`]: listeners, connection limits, timeouts, graceful drain
@@ -14,6 +15,7 @@
 //! Pipeline order (see [`pipeline`]): sanitize -> route -> local answer ->
 //! authenticate -> authorize -> rate limit -> rewrite -> forward -> respond -> record.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod errors;

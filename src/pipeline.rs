@@ -1,11 +1,11 @@
 //! The request pipeline: one ordered list of steps, read top to bottom.
 //!
-//! 1. sanitize      framing checks, hop-by-hop removal, client address,
-//!                  path normalization (before ANY decision)
+//! 1. sanitize      framing checks, hop-by-hop removal, client address, path
+//!    normalization (before ANY decision)
 //! 2. route         select the route on the normalized path
 //! 3. local answer  redirect / fixed response routes stop here
-//! 4. authenticate  (JWT issue: slots in here)
-//! 5. authorize     (JWT issue: slots in here)
+//! 4. authenticate  bearer token found and verified (auth::authenticate)
+//! 5. authorize     scopes/roles/claims, identity headers (auth::authorize)
 //! 6. rate limit    (rate limiting issue: slots in here)
 //! 7. rewrite       upstream path, forwarding headers, request id, header rules
 //! 8. forward       pick an endpoint, send, classify failures (502/504/413...)
@@ -25,6 +25,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
+use crate::auth;
 use crate::config::Snapshot;
 use crate::errors::GatewayError;
 use crate::observability;
@@ -41,6 +42,8 @@ pub struct Active {
     pub snapshot: Arc<Snapshot>,
     /// Indexed like `snapshot.upstreams`.
     pub upstreams: Vec<Arc<UpstreamRuntime>>,
+    /// Key sets and the verified-token cache, indexed like `snapshot.auth.providers`.
+    pub auth: Arc<auth::AuthRuntime>,
 }
 
 impl Active {
@@ -50,9 +53,11 @@ impl Active {
             .iter()
             .map(|u| Arc::new(UpstreamRuntime::new(u)))
             .collect();
+        let auth = Arc::new(auth::AuthRuntime::new(&snapshot.auth, None));
         Active {
             snapshot: Arc::new(snapshot),
             upstreams,
+            auth,
         }
     }
 }
@@ -131,7 +136,13 @@ async fn steps(
         }
     };
 
-    // 4. authenticate, 5. authorize, 6. rate limit: to come.
+    // 4. authenticate
+    let identity = auth::authenticate(&active.auth, &snap.auth, &route.auth, &mut parts).await?;
+
+    // 5. authorize (then set the identity headers from verified claims)
+    auth::authorize(&snap.auth, &route.auth, identity, &mut parts.headers)?;
+
+    // 6. rate limit: to come.
 
     // 7. rewrite
     if declared_too_large(&parts.headers, route.max_body) {
@@ -149,7 +160,8 @@ async fn steps(
 
     // 8. forward
     ctx.upstream = Some(upstream.name.clone());
-    let mut resp = forward::send(upstream, upstream_req, path_and_query, route.timeout).await?;
+    let call = forward::Call::for_route(route, ctx.client_ip);
+    let mut resp = forward::send(upstream, upstream_req, path_and_query, call).await?;
 
     // 9. respond
     match client_upgrade {

@@ -21,6 +21,7 @@ use crate::routing::path::{normalize, PathPolicy};
 use crate::routing::pattern::PathPattern;
 use crate::routing::predicates::{HostMatch, MethodSet, ValueMatch};
 use crate::routing::{Action, Route, Router};
+use crate::upstream::spec as upstream_spec;
 
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,7 +57,9 @@ pub fn compile(raw: RawConfig) -> Result<Snapshot, Errors> {
         allow_semicolon: raw.paths.allow_semicolon.unwrap_or(false),
     };
     let upstreams = upstreams(&mut cx, &raw.upstreams);
+    let auth = crate::auth::compile::providers(raw.auth.as_ref(), &mut cx.errors);
     let defaults = RouteDefaults {
+        auth,
         timeout: raw
             .limits
             .request_timeout
@@ -74,6 +77,7 @@ pub fn compile(raw: RawConfig) -> Result<Snapshot, Errors> {
         paths,
         upstreams,
         router: Router::new(routes),
+        auth: defaults.auth.config,
     })
 }
 
@@ -196,7 +200,14 @@ fn upstreams(
                 format!("invalid upstream name `{name}`: use letters, digits, `-`, `_` and `.`"),
             );
         }
-        if u.endpoints.is_empty() {
+        let discovery = upstream_spec::discovery(&f, u.discovery.as_ref(), &mut cx.errors);
+        if discovery.is_some() && !u.endpoints.is_empty() {
+            cx.err(
+                format!("{f}.endpoints"),
+                "set either `endpoints` or `discovery`, not both",
+            );
+        }
+        if u.endpoints.is_empty() && u.discovery.is_none() {
             cx.err(
                 format!("{f}.endpoints"),
                 "at least one endpoint is required, e.g. [\"127.0.0.1:9101\"]",
@@ -243,6 +254,11 @@ fn upstreams(
             pool_idle_timeout: pool
                 .and_then(|p| p.idle_timeout)
                 .map_or(DEFAULT_POOL_IDLE_TIMEOUT, |d| d.0),
+            balance: upstream_spec::balance(&f, u.balance.as_ref(), &mut cx.errors),
+            health_check: upstream_spec::health_check(&f, u.health_check.as_ref(), &mut cx.errors),
+            outlier: upstream_spec::outlier(&f, u.outlier.as_ref(), &mut cx.errors),
+            limits: upstream_spec::limits(&f, u.limits.as_ref(), &mut cx.errors),
+            discovery,
         });
     }
     out
@@ -271,6 +287,7 @@ fn valid_id(s: &str) -> bool {
 struct RouteDefaults {
     timeout: Duration,
     max_body: u64,
+    auth: crate::auth::compile::Compiled,
 }
 
 fn routes(cx: &mut Ctx, raw: &[RawRoute], ups: &[UpstreamSpec], d: &RouteDefaults) -> Vec<Route> {
@@ -348,6 +365,21 @@ fn route(
     if r.timeout.is_some_and(|t| t.0.is_zero()) {
         cx.err(format!("{f}.timeout"), "must be greater than zero");
     }
+    let retry = upstream_spec::retry(f, r.retry.as_ref(), &mut cx.errors);
+    if retry.is_some() && r.upstream.is_none() {
+        cx.err(
+            format!("{f}.retry"),
+            "`retry` applies only to routes with an `upstream`",
+        );
+    }
+    let auth = crate::auth::compile::route(
+        &d.auth,
+        r.auth.as_ref(),
+        f,
+        r.upstream.is_some(),
+        r.request_headers.as_ref(),
+        &mut cx.errors,
+    );
     if cx.errors.len() != errors_before {
         return None;
     }
@@ -366,6 +398,8 @@ fn route(
         response_headers,
         timeout: r.timeout.map_or(d.timeout, |t| t.0),
         max_body: r.max_body.map_or(d.max_body, |s| s.0),
+        retry,
+        auth,
     })
 }
 

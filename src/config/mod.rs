@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub paths: PathPolicy,
     pub upstreams: Vec<UpstreamSpec>,
     pub router: Router,
+    /// Auth providers; their runtime key state lives in `pipeline::Active`.
+    pub auth: crate::auth::AuthConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +71,12 @@ pub struct UpstreamSpec {
     pub connect_timeout: Duration,
     pub pool_max_idle_per_endpoint: usize,
     pub pool_idle_timeout: Duration,
+    pub balance: crate::upstream::spec::Balance,
+    pub health_check: Option<crate::upstream::spec::HealthCheck>,
+    pub outlier: Option<crate::upstream::spec::Outlier>,
+    pub limits: Option<crate::upstream::spec::UpstreamLimits>,
+    /// When set, `endpoints` is empty and filled from DNS at run time.
+    pub discovery: Option<crate::upstream::spec::Discovery>,
 }
 
 #[derive(Debug, Clone)]

@@ -23,6 +23,7 @@ pub struct RawConfig {
     pub upstreams: IndexMap<Text, RawUpstream>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    pub auth: Option<crate::auth::raw::RawAuth>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +62,11 @@ pub struct RawUpstream {
     pub protocol: Option<Text>,
     pub connect_timeout: Option<Dur>,
     pub pool: Option<RawPool>,
+    pub balance: Option<RawBalance>,
+    pub health_check: Option<RawHealthCheck>,
+    pub outlier: Option<RawOutlier>,
+    pub limits: Option<RawUpstreamLimits>,
+    pub discovery: Option<RawDiscovery>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +107,8 @@ pub struct RawRoute {
     pub response_headers: Option<RawHeaderRules>,
     pub timeout: Option<Dur>,
     pub max_body: Option<Size>,
+    pub retry: Option<RawRetry>,
+    pub auth: Option<crate::auth::raw::RawRouteAuth>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,12 +122,50 @@ pub struct RawMatch {
 }
 
 /// `"value"` (exact), `"~regex"`, or `{ present: true }` / `{ exact: v }` /
-/// `{ regex: r }`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `{ regex: r }`. Unquoted booleans and integers (`X-Canary: true`) mean
+/// their text; other unquoted numbers must be quoted (`"1.10"` would
+/// otherwise read as 1.1).
+#[derive(Debug)]
 pub enum RawValueMatch {
     Text(Text),
     Spec(RawValueSpec),
+}
+
+impl<'de> Deserialize<'de> for RawValueMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawValueMatch;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a value to match, `~regex`, or one of { present: true }, { exact: v }, { regex: r }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawValueMatch, E> {
+                super::units::expand_env(v, |k| std::env::var(k).ok())
+                    .map(|s| RawValueMatch::Text(Text(s)))
+                    .map_err(E::custom)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawValueMatch, E> {
+                Ok(RawValueMatch::Text(Text(v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawValueMatch, E> {
+                Ok(RawValueMatch::Text(Text(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawValueMatch, E> {
+                Ok(RawValueMatch::Text(Text(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawValueMatch, E> {
+                Err(E::custom(
+                    "quote this value: an unquoted decimal number loses its exact text",
+                ))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawValueMatch, A::Error> {
+                RawValueSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawValueMatch::Spec)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,4 +208,73 @@ pub struct RawHeaderRules {
     pub add: IndexMap<Text, Text>,
     #[serde(default)]
     pub remove: Vec<Text>,
+}
+
+/// `balance: least_request` or `balance: { ring_hash: { key: header:X-User-Id } }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawBalance {
+    Name(Text),
+    RingHash(RawRingHashBalance),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRingHashBalance {
+    pub ring_hash: RawRingHash,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRingHash {
+    pub key: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    pub path: Text,
+    pub interval: Option<Dur>,
+    pub timeout: Option<Dur>,
+    pub healthy: Option<u32>,
+    pub unhealthy: Option<u32>,
+    pub expect: Option<Vec<Text>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutlier {
+    pub consecutive_failures: Option<u32>,
+    pub base_ejection: Option<Dur>,
+    pub max_ejection: Option<Dur>,
+    pub max_ejected: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamLimits {
+    pub max_requests: Option<u32>,
+    pub max_pending: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscovery {
+    pub dns: Option<Text>,
+    pub srv: Option<Text>,
+    pub refresh: Option<Dur>,
+    pub resolver: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub attempts: Option<u32>,
+    pub on: Option<Vec<Text>>,
+    pub backoff: Option<Dur>,
+    pub max_backoff: Option<Dur>,
+    pub budget: Option<Text>,
+    pub per_try_timeout: Option<Dur>,
+    pub buffer: Option<Size>,
+    pub non_idempotent: Option<bool>,
 }

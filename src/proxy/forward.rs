@@ -1,11 +1,13 @@
 //! Sending the request to an upstream endpoint and classifying what comes
 //! back: a response head, or an error at the right status (502 refused or
 //! reset, 504 timeout, 413/408/400 when the client's body was at fault).
+//! The try loop (endpoint choice, retries, breaker) is `upstream::retry`.
 //! Also the WebSocket tunnel once both sides agreed to upgrade.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -13,45 +15,105 @@ use hyper_util::rt::TokioIo;
 use super::body::{find_body_error, BodyError, RequestBody};
 use crate::config::Protocol;
 use crate::errors::GatewayError;
+use crate::routing::Route;
+use crate::upstream::body::UpstreamBody;
+use crate::upstream::spec::RetryPolicy;
 use crate::upstream::UpstreamRuntime;
 
+/// What the route asks of the upstream call.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// Time allowed for the response head, all tries included.
+    pub timeout: Duration,
+    pub retry: Option<&'a RetryPolicy>,
+    /// The client's address (after trusted proxies), for `ring_hash`.
+    pub client_ip: IpAddr,
+}
+
+impl<'a> Call<'a> {
+    pub fn for_route(route: &'a Route, client_ip: IpAddr) -> Call<'a> {
+        Call {
+            timeout: route.timeout,
+            retry: route.retry.as_ref(),
+            client_ip,
+        }
+    }
+}
+
 /// Picks an endpoint and sends `req` (whose URI holds only path and query),
-/// waiting at most `timeout` for the response head.
+/// retrying per the route's policy (see [`crate::upstream::retry`]).
 pub async fn send(
     up: &UpstreamRuntime,
-    mut req: Request<RequestBody>,
+    req: Request<RequestBody>,
+    path_and_query: PathAndQuery,
+    call: Call<'_>,
+) -> Result<Response<Incoming>, GatewayError> {
+    crate::upstream::retry::run(up, req, path_and_query, call).await
+}
+
+/// Why one try failed, finely enough to decide on a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TryError {
+    /// No connection could be made: nothing was sent.
+    Connect,
+    /// The connection was reset or closed, or the answer was garbage.
+    Reset,
+    /// No response head within the try's timeout.
+    Timeout,
+    /// The client's body was at fault (413, 408, 400): never retried.
+    Client(GatewayError),
+}
+
+impl From<TryError> for GatewayError {
+    fn from(e: TryError) -> GatewayError {
+        match e {
+            TryError::Connect | TryError::Reset => GatewayError::BadGateway,
+            TryError::Timeout => GatewayError::GatewayTimeout,
+            TryError::Client(e) => e,
+        }
+    }
+}
+
+/// One try against one endpoint, waiting at most `timeout` for the head.
+pub async fn attempt(
+    up: &UpstreamRuntime,
+    authority: &Authority,
+    mut req: Request<UpstreamBody>,
     path_and_query: PathAndQuery,
     timeout: Duration,
-) -> Result<Response<Incoming>, GatewayError> {
-    let endpoint = up.pick().ok_or(GatewayError::ServiceUnavailable(
-        "no upstream endpoint is available",
-    ))?;
+) -> Result<Response<Incoming>, TryError> {
     let uri = Uri::builder()
         .scheme(Scheme::HTTP)
-        .authority(endpoint.authority.clone())
+        .authority(authority.clone())
         .path_and_query(path_and_query)
         .build()
-        .map_err(|_| GatewayError::Internal)?;
+        .map_err(|_| TryError::Client(GatewayError::Internal))?;
     *req.uri_mut() = uri;
     *req.version_mut() = match up.protocol {
         Protocol::Http1 => Version::HTTP_11,
         Protocol::Http2 => Version::HTTP_2,
     };
     match tokio::time::timeout(timeout, up.client.request(req)).await {
-        Err(_) => Err(GatewayError::GatewayTimeout),
+        Err(_) => Err(TryError::Timeout),
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(classify(&e)),
     }
 }
 
-fn classify(e: &hyper_util::client::legacy::Error) -> GatewayError {
+fn classify(e: &hyper_util::client::legacy::Error) -> TryError {
     match find_body_error(e) {
-        Some(BodyError::TooLarge) => GatewayError::PayloadTooLarge,
-        Some(BodyError::Timeout) => GatewayError::RequestTimeout,
-        Some(BodyError::Client) => GatewayError::BadRequest("the request body could not be read"),
+        Some(BodyError::TooLarge) => TryError::Client(GatewayError::PayloadTooLarge),
+        Some(BodyError::Timeout) => TryError::Client(GatewayError::RequestTimeout),
+        Some(BodyError::Client) => TryError::Client(GatewayError::BadRequest(
+            "the request body could not be read",
+        )),
         None => {
             tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
-            GatewayError::BadGateway
+            if e.is_connect() {
+                TryError::Connect
+            } else {
+                TryError::Reset
+            }
         }
     }
 }

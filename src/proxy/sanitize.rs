@@ -26,6 +26,9 @@ pub fn request(
     ctx: &mut RequestCtx,
     parts: &mut Parts,
 ) -> Result<Sanitized, GatewayError> {
+    // Identity headers are only ever set from verified claims: a client's
+    // own copy goes first, on every route, before anything reads headers.
+    crate::auth::strip_identity_headers(&snap.auth, &mut parts.headers);
     // Absolute-form targets are for forward proxies; HTTP/2 always carries
     // scheme and authority, which is fine.
     if parts.version < Version::HTTP_2 && parts.uri.scheme().is_some() {

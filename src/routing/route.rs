@@ -30,6 +30,10 @@ pub struct Route {
     pub timeout: Duration,
     /// Largest request body accepted, chunked or not.
     pub max_body: u64,
+    /// How failed upstream tries are retried; `None`: one try.
+    pub retry: Option<crate::upstream::spec::RetryPolicy>,
+    /// Authentication and authorization (pipeline steps 4 and 5).
+    pub auth: crate::auth::RouteAuth,
 }
 
 /// What a matched route does.

@@ -148,15 +148,18 @@ async fn accept_loop(
 /// Per-connection activity, for the idle timeout.
 struct ConnActivity {
     in_flight: AtomicU32,
-    /// Milliseconds since `epoch` at the last request start or end.
+    /// One plus the milliseconds since `epoch` at the last request start or
+    /// end; 0 until the first request starts.
     last: AtomicU64,
     epoch: Instant,
 }
 
 impl ConnActivity {
     fn touch(&self) {
-        self.last
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last.store(
+            self.epoch.elapsed().as_millis() as u64 + 1,
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -206,9 +209,10 @@ async fn serve_connection(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let idle = limits.idle_timeout;
+    let first = limits.header_read_timeout.min(idle);
     let mut draining = false;
     loop {
-        let wake = idle_deadline(&activity, idle);
+        let wake = idle_deadline(&activity, idle, first);
         tokio::select! {
             res = conn.as_mut() => {
                 if let Err(e) = res {
@@ -221,7 +225,7 @@ async fn serve_connection(
                 conn.as_mut().graceful_shutdown();
             }
             _ = tokio::time::sleep_until(wake), if !draining => {
-                if activity.in_flight.load(Ordering::Relaxed) == 0 && idle_deadline(&activity, idle) <= Instant::now() {
+                if activity.in_flight.load(Ordering::Relaxed) == 0 && idle_deadline(&activity, idle, first) <= Instant::now() {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
@@ -230,6 +234,13 @@ async fn serve_connection(
     }
 }
 
-fn idle_deadline(a: &ConnActivity, idle: Duration) -> Instant {
-    a.epoch + Duration::from_millis(a.last.load(Ordering::Relaxed)) + idle
+/// Until the first request starts, the client has the header read deadline
+/// (hyper's own header timer does not cover a silent connection, nor the
+/// bytes read while the HTTP version is detected); after that, the idle
+/// timeout counts from the last request start or end.
+fn idle_deadline(a: &ConnActivity, idle: Duration, first: Duration) -> Instant {
+    match a.last.load(Ordering::Relaxed) {
+        0 => a.epoch + first,
+        last => a.epoch + Duration::from_millis(last - 1) + idle,
+    }
 }

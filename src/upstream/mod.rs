@@ -1,38 +1,102 @@
-//! Upstreams at run time: the pooled HTTP client and the endpoint choice.
-//! This state lives beside the config snapshot, keyed by upstream name, so
-//! pools survive a reload for upstreams that survive it.
+//! Upstreams at run time: the pooled HTTP client, the current endpoint set
+//! (swapped whole by DNS discovery), endpoint health and ejections, the
+//! circuit breaker and the retry budget. This state lives beside the
+//! config snapshot, keyed by upstream name, never inside it.
+//!
+//! Files: [`balance`] (strategies), [`endpoint`] (per-endpoint atomics),
+//! [`health`] (active checks), [`outlier`] (passive ejection),
+//! [`breaker`] (limits), [`discovery`] + [`dns`] (DNS endpoints),
+//! [`retry`] (the per-request try loop), [`spec`] (compiled config).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+pub mod balance;
+pub mod body;
+pub mod breaker;
+pub mod discovery;
+pub mod dns;
+pub mod endpoint;
+pub mod health;
+pub mod outlier;
+pub mod retry;
+pub mod spec;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
 
-use crate::config::{EndpointSpec, Protocol, UpstreamSpec};
-use crate::proxy::body::RequestBody;
+use crate::config::{Protocol, UpstreamSpec};
+use balance::EndpointSet;
+use body::UpstreamBody;
+use breaker::Breaker;
+use endpoint::Endpoint;
+use spec::{Balance, Outlier};
 
-pub type HttpClient = Client<HttpConnector, RequestBody>;
+pub type HttpClient = Client<HttpConnector, UpstreamBody>;
 
 pub struct UpstreamRuntime {
     pub name: Arc<str>,
     pub protocol: Protocol,
-    pub endpoints: Vec<EndpointSpec>,
     pub client: HttpClient,
-    /// Smooth weighted round-robin order, computed once.
-    schedule: Vec<u32>,
-    next: AtomicUsize,
+    pub balance: Balance,
+    pub outlier: Option<Outlier>,
+    pub breaker: Option<Breaker>,
+    pub state: Arc<State>,
+}
+
+/// What the background tasks (health checks, discovery) share with the
+/// request path. They hold it weakly and stop once the upstream is gone.
+#[derive(Debug)]
+pub struct State {
+    pub endpoints: ArcSwap<EndpointSet>,
+    /// Round-robin position.
+    pub cursor: AtomicUsize,
+    /// Requests in flight to this upstream (the retry budget's base).
+    pub active: AtomicUsize,
+    /// Retries in flight.
+    pub retries: AtomicUsize,
+    next_id: AtomicU64,
+    epoch: Instant,
+}
+
+impl State {
+    fn new() -> State {
+        State {
+            endpoints: ArcSwap::from_pointee(EndpointSet::default()),
+            cursor: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            retries: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Milliseconds on this upstream's clock (tokio's, so tests can pause it).
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn new_endpoint(&self, authority: http::uri::Authority, weight: u32) -> Arc<Endpoint> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Endpoint::new(id, authority, weight))
+    }
 }
 
 impl std::fmt::Debug for UpstreamRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamRuntime")
             .field("name", &self.name)
+            .field("balance", &self.balance)
             .finish()
     }
 }
 
 impl UpstreamRuntime {
+    /// Builds the runtime and, inside a tokio runtime, starts its health
+    /// checker and DNS discovery tasks (outside one, e.g. `check`, none).
     pub fn new(spec: &UpstreamSpec) -> UpstreamRuntime {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(spec.connect_timeout));
@@ -45,63 +109,37 @@ impl UpstreamRuntime {
             .timer(TokioTimer::new())
             .http2_only(spec.protocol == Protocol::Http2)
             .build(connector);
-        UpstreamRuntime {
+        let state = Arc::new(State::new());
+        let endpoints = spec
+            .endpoints
+            .iter()
+            .map(|e| state.new_endpoint(e.authority.clone(), e.weight))
+            .collect();
+        state
+            .endpoints
+            .store(Arc::new(EndpointSet::new(endpoints, &spec.balance)));
+        let rt = UpstreamRuntime {
             name: spec.name.clone(),
             protocol: spec.protocol,
-            endpoints: spec.endpoints.clone(),
             client,
-            schedule: smooth_schedule(&spec.endpoints.iter().map(|e| e.weight).collect::<Vec<_>>()),
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    /// The next endpoint in smooth weighted round-robin order.
-    pub fn pick(&self) -> Option<&EndpointSpec> {
-        if self.schedule.is_empty() {
-            return None;
-        }
-        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.schedule.len();
-        self.endpoints.get(self.schedule[n] as usize)
-    }
-}
-
-/// Nginx's smooth weighted round-robin, unrolled into one cycle: weights
-/// 5,1,1 give a,a,b,a,c,a,a rather than a burst of five a's.
-fn smooth_schedule(weights: &[u32]) -> Vec<u32> {
-    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
-    // Keep the cycle short for huge weights; proportions survive the scaling.
-    let scale = (total / 10_000).max(1);
-    let w: Vec<i64> = weights
-        .iter()
-        .map(|&x| (i64::from(x) / scale as i64).max(1))
-        .collect();
-    let sum: i64 = w.iter().sum();
-    let mut current = vec![0i64; w.len()];
-    let mut out = Vec::with_capacity(sum as usize);
-    for _ in 0..sum {
-        let mut best = 0;
-        for i in 0..w.len() {
-            current[i] += w[i];
-            if current[i] > current[best] {
-                best = i;
+            balance: spec.balance.clone(),
+            outlier: spec.outlier.clone(),
+            breaker: spec.limits.map(Breaker::new),
+            state,
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            if let Some(hc) = &spec.health_check {
+                health::spawn(&rt, hc.clone());
+            }
+            if let Some(d) = &spec.discovery {
+                discovery::spawn(&rt, d.clone());
             }
         }
-        current[best] -= sum;
-        out.push(best as u32);
+        rt
     }
-    out
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn smooth_schedule_interleaves_by_weight() {
-        assert_eq!(smooth_schedule(&[5, 1, 1]), vec![0, 0, 1, 0, 2, 0, 0]);
-        assert_eq!(smooth_schedule(&[1, 1, 1]), vec![0, 1, 2]);
-        let s = smooth_schedule(&[3, 1]);
-        assert_eq!(s.iter().filter(|&&i| i == 0).count(), 3);
-        assert!(smooth_schedule(&[]).is_empty());
+    /// The current endpoints (a cheap atomic load).
+    pub fn endpoints(&self) -> Arc<EndpointSet> {
+        self.state.endpoints.load_full()
     }
 }

@@ -1,0 +1,180 @@
+//! Claim-based authorization (scopes, roles, claim values; all or any) and
+//! handing the verified identity to the upstream as headers.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::{HeaderMap, HeaderValue};
+use serde_json::{Map, Value};
+
+use super::provider::{Provider, Requirements};
+
+/// Whether `claims` (verified by `provider`) meet `req`.
+pub fn allows(req: &Requirements, provider: &Provider, claims: &Map<String, Value>) -> bool {
+    let scopes = req.scopes.iter().map(|s| has_scope(claims, s));
+    let roles = req
+        .roles
+        .iter()
+        .map(|r| contains(provider.roles_claim.get(claims), r));
+    let values = req
+        .claims
+        .iter()
+        .map(|(path, wanted)| wanted.iter().any(|w| contains(path.get(claims), w)));
+    let mut all = scopes.chain(roles).chain(values);
+    if req.any {
+        all.any(|ok| ok)
+    } else {
+        all.all(|ok| ok)
+    }
+}
+
+/// OAuth scopes: a space-separated `scope` string, or an `scp` array/string.
+fn has_scope(claims: &Map<String, Value>, scope: &str) -> bool {
+    let in_str = |v: Option<&Value>| {
+        v.and_then(Value::as_str)
+            .is_some_and(|s| s.split(' ').any(|x| x == scope))
+    };
+    in_str(claims.get("scope"))
+        || in_str(claims.get("scp"))
+        || claims
+            .get("scp")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(scope)))
+}
+
+/// A claim equals `wanted`, or is an array holding it. Numbers and booleans
+/// compare by their JSON text (`true`, `42`).
+fn contains(v: Option<&Value>, wanted: &str) -> bool {
+    match v {
+        Some(Value::Array(items)) => items.iter().any(|i| scalar_eq(i, wanted)),
+        Some(other) => scalar_eq(other, wanted),
+        None => false,
+    }
+}
+
+fn scalar_eq(v: &Value, wanted: &str) -> bool {
+    match v {
+        Value::String(s) => s == wanted,
+        Value::Bool(b) => wanted == if *b { "true" } else { "false" },
+        Value::Number(n) => n.to_string() == wanted,
+        _ => false,
+    }
+}
+
+/// Most bytes one forwarded identity header may carry.
+const MAX_HEADER_VALUE: usize = 4096;
+
+/// Sets the provider's identity headers from verified claims. The same
+/// headers were stripped from the request in step 1, so a header present
+/// upstream always came from a verified token.
+pub fn forward_identity(provider: &Provider, claims: &Map<String, Value>, headers: &mut HeaderMap) {
+    for (path, name) in &provider.forward_claims {
+        if let Some(v) = path.get(claims).and_then(header_value) {
+            headers.insert(name.clone(), v);
+        }
+    }
+    if let Some(name) = &provider.claims_header {
+        if let Ok(json) = serde_json::to_vec(claims) {
+            if let Ok(v) = HeaderValue::from_str(&URL_SAFE_NO_PAD.encode(json)) {
+                headers.insert(name.clone(), v);
+            }
+        }
+    }
+}
+
+/// Strings as they are, numbers and booleans as JSON text, arrays joined by
+/// commas; objects and nulls are not forwarded, nor any value with control
+/// or non-ASCII characters (it would not be a safe header).
+fn header_value(v: &Value) -> Option<HeaderValue> {
+    let text = match v {
+        Value::Array(items) => {
+            let parts: Option<Vec<String>> = items.iter().map(scalar_text).collect();
+            parts?.join(",")
+        }
+        other => scalar_text(other)?,
+    };
+    if text.len() > MAX_HEADER_VALUE || !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    HeaderValue::from_str(&text).ok()
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(_) | Value::Number(_) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::keys::KeySet;
+    use crate::auth::provider::ClaimPath;
+    use serde_json::json;
+
+    fn provider() -> Provider {
+        Provider {
+            name: "p".into(),
+            issuer: "i".into(),
+            audiences: vec![],
+            algorithms: vec![],
+            leeway: 0,
+            require_exp: true,
+            required_claims: vec![],
+            identity_claim: ClaimPath::parse("sub").expect("path"),
+            roles_claim: ClaimPath::parse("realm_access.roles").expect("path"),
+            static_keys: KeySet::default(),
+            jwks: None,
+            token_from: vec![],
+            forward_claims: vec![
+                (
+                    ClaimPath::parse("sub").expect("path"),
+                    http::HeaderName::from_static("x-user-id"),
+                ),
+                (
+                    ClaimPath::parse("realm_access.roles").expect("path"),
+                    http::HeaderName::from_static("x-user-roles"),
+                ),
+            ],
+            forward_token: true,
+            claims_header: None,
+            max_token_bytes: 8192,
+        }
+    }
+
+    #[test]
+    fn scopes_roles_and_claims() {
+        let p = provider();
+        let c = json!({"sub":"u1","scope":"tasks:read tasks:write","realm_access":{"roles":["user","admin"]},"tenant":"acme","n":3});
+        let c = c.as_object().expect("object");
+        let mut r = Requirements {
+            scopes: vec!["tasks:write".into()],
+            roles: vec!["user".into()],
+            claims: vec![(ClaimPath::parse("tenant").expect("p"), vec!["acme".into()])],
+            any: false,
+        };
+        assert!(allows(&r, &p, c));
+        r.roles.push("root".into());
+        assert!(!allows(&r, &p, c));
+        r.any = true;
+        assert!(allows(&r, &p, c));
+        let scp = json!({"scp":["a","b"]});
+        assert!(has_scope(scp.as_object().expect("o"), "b"));
+        assert!(contains(c.get("n"), "3"));
+    }
+
+    #[test]
+    fn identity_headers_from_claims() {
+        let p = provider();
+        let c = json!({"sub":"u1","realm_access":{"roles":["user","admin"]}});
+        let mut h = HeaderMap::new();
+        forward_identity(&p, c.as_object().expect("o"), &mut h);
+        assert_eq!(h["x-user-id"], "u1");
+        assert_eq!(h["x-user-roles"], "user,admin");
+        let bad = json!({"sub":"u1\r\nx: y"});
+        let mut h = HeaderMap::new();
+        forward_identity(&p, bad.as_object().expect("o"), &mut h);
+        assert!(!h.contains_key("x-user-id"));
+    }
+}

@@ -1,0 +1,678 @@
+//! Signing keys: algorithms, key material and key sets, parsed from JWKS
+//! documents, PEM public keys and HMAC secrets.
+//!
+//! A key is chosen by `kid` and must fit the token's `alg`: an RSA key never
+//! verifies an HMAC token, an HMAC secret never verifies an RSA token, and a
+//! JWK's own `alg` (when present) narrows it to that one algorithm. Header
+//! fields such as `jwk`, `jku`, `x5u` and `x5c` never supply keys: only the
+//! provider's configured sources do.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use ring::{hmac, signature as sig};
+use serde::Deserialize;
+
+/// The JWS algorithms the gateway can verify. `none` is not one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Alg {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+/// The kind of key an algorithm needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Hmac,
+    Rsa,
+    EcP256,
+    EcP384,
+    Ed25519,
+}
+
+impl Alg {
+    pub const ALL: [Alg; 12] = [
+        Alg::HS256,
+        Alg::HS384,
+        Alg::HS512,
+        Alg::RS256,
+        Alg::RS384,
+        Alg::RS512,
+        Alg::PS256,
+        Alg::PS384,
+        Alg::PS512,
+        Alg::ES256,
+        Alg::ES384,
+        Alg::EdDSA,
+    ];
+
+    /// Exact, case-sensitive names (RFC 7518); anything else is refused.
+    pub fn parse(s: &str) -> Option<Alg> {
+        Alg::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::HS256 => "HS256",
+            Alg::HS384 => "HS384",
+            Alg::HS512 => "HS512",
+            Alg::RS256 => "RS256",
+            Alg::RS384 => "RS384",
+            Alg::RS512 => "RS512",
+            Alg::PS256 => "PS256",
+            Alg::PS384 => "PS384",
+            Alg::PS512 => "PS512",
+            Alg::ES256 => "ES256",
+            Alg::ES384 => "ES384",
+            Alg::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn kind(self) -> KeyKind {
+        match self {
+            Alg::HS256 | Alg::HS384 | Alg::HS512 => KeyKind::Hmac,
+            Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512 => {
+                KeyKind::Rsa
+            }
+            Alg::ES256 => KeyKind::EcP256,
+            Alg::ES384 => KeyKind::EcP384,
+            Alg::EdDSA => KeyKind::Ed25519,
+        }
+    }
+
+    /// Minimum HMAC secret length (RFC 7518 section 3.2: at least the hash size).
+    pub fn min_secret_len(self) -> usize {
+        match self {
+            Alg::HS384 => 48,
+            Alg::HS512 => 64,
+            _ => 32,
+        }
+    }
+}
+
+/// Key material. `Debug` never prints it.
+enum Material {
+    Hmac(Box<HmacKeys>),
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Ec { kind: KeyKind, point: Vec<u8> },
+    Ed25519(Vec<u8>),
+}
+
+/// One HMAC secret, keyed for each hash (boxed: much larger than the others).
+struct HmacKeys {
+    h256: hmac::Key,
+    h384: hmac::Key,
+    h512: hmac::Key,
+    len: usize,
+}
+
+/// One verification key.
+pub struct Key {
+    pub kid: Option<String>,
+    /// A JWK's `alg`: when set, the key verifies only this algorithm.
+    pub alg: Option<Alg>,
+    material: Material,
+    /// Identifies the key across refreshes (kid + material), so a cached
+    /// token can be dropped when its key leaves the set.
+    pub fingerprint: u64,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("kind", &self.kind())
+            .field("alg", &self.alg)
+            .field("material", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Key {
+    fn new(kid: Option<String>, alg: Option<Alg>, material: Material) -> Key {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(kid.as_deref().unwrap_or("").as_bytes());
+        ctx.update(&[0]);
+        match &material {
+            Material::Hmac(h) => {
+                // Fingerprint the secret through its own MAC, never the bytes.
+                ctx.update(b"hmac");
+                ctx.update(hmac::sign(&h.h256, b"gwanmun-fingerprint").as_ref());
+            }
+            Material::Rsa { n, e } => {
+                ctx.update(b"rsa");
+                ctx.update(n);
+                ctx.update(e);
+            }
+            Material::Ec { point, .. } => {
+                ctx.update(b"ec");
+                ctx.update(point);
+            }
+            Material::Ed25519(x) => {
+                ctx.update(b"ed");
+                ctx.update(x);
+            }
+        }
+        let d = ctx.finish();
+        let mut fp = [0u8; 8];
+        fp.copy_from_slice(&d.as_ref()[..8]);
+        Key {
+            kid,
+            alg,
+            material,
+            fingerprint: u64::from_be_bytes(fp),
+        }
+    }
+
+    /// An HMAC secret (at least 32 bytes).
+    pub fn hmac(kid: Option<String>, secret: &[u8]) -> Result<Key, String> {
+        if secret.len() < 32 {
+            return Err("an HMAC secret must be at least 32 bytes".into());
+        }
+        Ok(Key::new(
+            kid,
+            None,
+            Material::Hmac(Box::new(HmacKeys {
+                h256: hmac::Key::new(hmac::HMAC_SHA256, secret),
+                h384: hmac::Key::new(hmac::HMAC_SHA384, secret),
+                h512: hmac::Key::new(hmac::HMAC_SHA512, secret),
+                len: secret.len(),
+            })),
+        ))
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        match &self.material {
+            Material::Hmac(_) => KeyKind::Hmac,
+            Material::Rsa { .. } => KeyKind::Rsa,
+            Material::Ec { kind, .. } => *kind,
+            Material::Ed25519(_) => KeyKind::Ed25519,
+        }
+    }
+
+    /// Whether this key may verify a token signed with `alg`.
+    pub fn fits(&self, alg: Alg) -> bool {
+        if self.alg.is_some_and(|a| a != alg) || self.kind() != alg.kind() {
+            return false;
+        }
+        match &self.material {
+            Material::Hmac(h) => h.len >= alg.min_secret_len(),
+            _ => true,
+        }
+    }
+
+    /// Verifies `signature` over `message`; false on any mismatch, including
+    /// a key that does not fit `alg`.
+    pub fn verify(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
+        if !self.fits(alg) {
+            return false;
+        }
+        // `fits` has matched the key's kind to the algorithm's.
+        match &self.material {
+            Material::Hmac(h) => {
+                let key = match alg {
+                    Alg::HS256 => &h.h256,
+                    Alg::HS384 => &h.h384,
+                    _ => &h.h512,
+                };
+                hmac::verify(key, message, signature).is_ok()
+            }
+            Material::Rsa { n, e } => rsa_params(alg).is_some_and(|p| {
+                sig::RsaPublicKeyComponents { n, e }
+                    .verify(p, message, signature)
+                    .is_ok()
+            }),
+            Material::Ec { kind, point } => {
+                let p: &'static sig::EcdsaVerificationAlgorithm = if *kind == KeyKind::EcP256 {
+                    &sig::ECDSA_P256_SHA256_FIXED
+                } else {
+                    &sig::ECDSA_P384_SHA384_FIXED
+                };
+                sig::UnparsedPublicKey::new(p, point)
+                    .verify(message, signature)
+                    .is_ok()
+            }
+            Material::Ed25519(x) => sig::UnparsedPublicKey::new(&sig::ED25519, x)
+                .verify(message, signature)
+                .is_ok(),
+        }
+    }
+}
+
+fn rsa_params(alg: Alg) -> Option<&'static sig::RsaParameters> {
+    Some(match alg {
+        Alg::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        Alg::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        Alg::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        Alg::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+        Alg::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+        Alg::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+/// An immutable set of keys; replaced whole on refresh.
+#[derive(Debug, Default)]
+pub struct KeySet {
+    pub keys: Vec<Arc<Key>>,
+    fingerprints: HashSet<u64>,
+}
+
+/// The outcome of looking a token's key up.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    /// Keys that fit the token's `kid` and `alg`, to try in order.
+    Found(Vec<&'a Arc<Key>>),
+    /// A key with this kid exists, but none fits the token's `alg`.
+    WrongType,
+    /// No key with this kid (or, without a kid, no key for this alg).
+    Unknown,
+}
+
+impl KeySet {
+    pub fn new(keys: Vec<Key>) -> KeySet {
+        let keys: Vec<Arc<Key>> = keys.into_iter().map(Arc::new).collect();
+        let fingerprints = keys.iter().map(|k| k.fingerprint).collect();
+        KeySet { keys, fingerprints }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn contains(&self, fingerprint: u64) -> bool {
+        self.fingerprints.contains(&fingerprint)
+    }
+
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+/// At most this many keys are tried for one token without a usable kid.
+const MAX_CANDIDATES: usize = 8;
+
+/// Looks a key up across several sets (remote first, then static). With a
+/// kid, only keys carrying that kid are considered when any set has one;
+/// otherwise keys without a kid (configured PEM keys and secrets) are tried.
+pub fn lookup<'a>(sets: &[&'a KeySet], kid: Option<&str>, alg: Alg) -> Lookup<'a> {
+    let all = || sets.iter().flat_map(|s| s.keys.iter());
+    if let Some(kid) = kid {
+        let mut named = all().filter(|k| k.kid.as_deref() == Some(kid)).peekable();
+        if named.peek().is_some() {
+            let fit: Vec<_> = named.filter(|k| k.fits(alg)).take(MAX_CANDIDATES).collect();
+            return if fit.is_empty() {
+                Lookup::WrongType
+            } else {
+                Lookup::Found(fit)
+            };
+        }
+        let anonymous: Vec<_> = all()
+            .filter(|k| k.kid.is_none() && k.fits(alg))
+            .take(MAX_CANDIDATES)
+            .collect();
+        return if anonymous.is_empty() {
+            Lookup::Unknown
+        } else {
+            Lookup::Found(anonymous)
+        };
+    }
+    let fit: Vec<_> = all().filter(|k| k.fits(alg)).take(MAX_CANDIDATES).collect();
+    if fit.is_empty() {
+        Lookup::Unknown
+    } else {
+        Lookup::Found(fit)
+    }
+}
+
+// ---- JWK / JWKS ----
+
+/// JWK members are base64url; padding is tolerated there (some issuers add
+/// it), unlike in tokens.
+const JWK_B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    alg: Option<String>,
+    key_ops: Option<Vec<String>>,
+    n: Option<String>,
+    e: Option<String>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+/// Parses one JWK (public signature keys only; `oct` keys are refused:
+/// symmetric secrets come from the `secret` setting, never a key document).
+pub fn parse_jwk(v: &serde_json::Value) -> Result<Key, String> {
+    let j: RawJwk = serde_json::from_value(v.clone()).map_err(|e| format!("invalid JWK: {e}"))?;
+    if j.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err("JWK `use` is not `sig`".into());
+    }
+    if j.key_ops
+        .as_ref()
+        .is_some_and(|ops| !ops.iter().any(|o| o == "verify"))
+    {
+        return Err("JWK `key_ops` does not allow `verify`".into());
+    }
+    let alg = match j.alg.as_deref() {
+        None => None,
+        Some(a) => Some(Alg::parse(a).ok_or_else(|| format!("JWK `alg` `{a}` is not supported"))?),
+    };
+    let b64 = |name: &str, v: &Option<String>| -> Result<Vec<u8>, String> {
+        let s = v
+            .as_deref()
+            .ok_or_else(|| format!("JWK member `{name}` is missing"))?;
+        JWK_B64
+            .decode(s)
+            .map_err(|_| format!("JWK member `{name}` is not base64url"))
+    };
+    let material = match j.kty.as_str() {
+        "RSA" => rsa_material(b64("n", &j.n)?, b64("e", &j.e)?)?,
+        "EC" => {
+            let (kind, len) = match j.crv.as_deref() {
+                Some("P-256") => (KeyKind::EcP256, 32),
+                Some("P-384") => (KeyKind::EcP384, 48),
+                other => return Err(format!("unsupported EC curve {other:?}")),
+            };
+            let (x, y) = (b64("x", &j.x)?, b64("y", &j.y)?);
+            if x.len() != len || y.len() != len {
+                return Err("EC coordinates have the wrong length".into());
+            }
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(4);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            Material::Ec { kind, point }
+        }
+        "OKP" => {
+            if j.crv.as_deref() != Some("Ed25519") {
+                return Err(format!("unsupported OKP curve {:?}", j.crv));
+            }
+            let x = b64("x", &j.x)?;
+            if x.len() != 32 {
+                return Err("Ed25519 key has the wrong length".into());
+            }
+            Material::Ed25519(x)
+        }
+        "oct" => return Err("symmetric (`oct`) keys are not accepted from a key set".into()),
+        other => return Err(format!("unsupported key type `{other}`")),
+    };
+    let key = Key::new(j.kid, alg, material);
+    if let Some(a) = alg {
+        if a.kind() != key.kind() {
+            return Err(format!("JWK `alg` {} does not fit its key type", a.name()));
+        }
+    }
+    Ok(key)
+}
+
+/// Most keys accepted from one JWKS document.
+pub const MAX_JWKS_KEYS: usize = 100;
+
+/// Parses a JWKS document. Unusable keys are skipped (and reported); a
+/// document with no usable key is an error, so it never replaces a good set.
+pub fn parse_jwks(bytes: &[u8]) -> Result<(Vec<Key>, Vec<String>), String> {
+    #[derive(Deserialize)]
+    struct Doc {
+        keys: Vec<serde_json::Value>,
+    }
+    let doc: Doc =
+        serde_json::from_slice(bytes).map_err(|e| format!("invalid JWKS document: {e}"))?;
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, v) in doc.keys.iter().take(MAX_JWKS_KEYS).enumerate() {
+        match parse_jwk(v) {
+            Ok(k) => keys.push(k),
+            Err(e) => skipped.push(format!("keys[{i}]: {e}")),
+        }
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "the JWKS document has no usable signing key ({})",
+            skipped.join("; ")
+        ));
+    }
+    Ok((keys, skipped))
+}
+
+fn strip_zeros(mut b: &[u8]) -> &[u8] {
+    while b.len() > 1 && b[0] == 0 {
+        b = &b[1..];
+    }
+    b
+}
+
+fn rsa_material(n: Vec<u8>, e: Vec<u8>) -> Result<Material, String> {
+    let (n, e) = (strip_zeros(&n).to_vec(), strip_zeros(&e).to_vec());
+    if n.len() < 256 || n.len() > 1024 {
+        return Err("RSA keys must have 2048 to 8192 bits".into());
+    }
+    if e.is_empty() || e.len() > 4 {
+        return Err("RSA exponent is out of range".into());
+    }
+    Ok(Material::Rsa { n, e })
+}
+
+// ---- PEM / DER ----
+
+/// Parses every `PUBLIC KEY` / `RSA PUBLIC KEY` block of a PEM text.
+pub fn parse_pem(text: &str, kid: Option<&str>) -> Result<Vec<Key>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let after = &rest[start + 11..];
+        let label_end = after.find("-----").ok_or("unterminated PEM header")?;
+        let label = &after[..label_end];
+        let body_start = &after[label_end + 5..];
+        let end_marker = format!("-----END {label}-----");
+        let body_end = body_start
+            .find(&end_marker)
+            .ok_or_else(|| format!("missing `{end_marker}`"))?;
+        let b64: String = body_start[..body_end]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let der = STANDARD
+            .decode(b64)
+            .map_err(|_| format!("PEM block `{label}` is not valid base64"))?;
+        let material = match label {
+            "PUBLIC KEY" => spki(&der)?,
+            "RSA PUBLIC KEY" => rsa_public_key(&der)?,
+            l if l.contains("PRIVATE KEY") => {
+                return Err("this is a private key: configure the public key only".into())
+            }
+            l => {
+                return Err(format!(
+                    "unsupported PEM block `{l}`: expected `PUBLIC KEY`"
+                ))
+            }
+        };
+        out.push(Key::new(kid.map(str::to_owned), None, material));
+        rest = &body_start[body_end + end_marker.len()..];
+    }
+    if out.is_empty() {
+        return Err("no `-----BEGIN PUBLIC KEY-----` block found".into());
+    }
+    Ok(out)
+}
+
+/// A minimal DER reader: enough for SubjectPublicKeyInfo.
+struct Der<'a>(&'a [u8]);
+
+impl<'a> Der<'a> {
+    fn read(&mut self, tag: u8) -> Result<&'a [u8], String> {
+        let bad = || "malformed DER public key".to_string();
+        let (&t, rest) = self.0.split_first().ok_or_else(bad)?;
+        if t != tag {
+            return Err(bad());
+        }
+        let (&l0, mut rest) = rest.split_first().ok_or_else(bad)?;
+        let len = if l0 < 0x80 {
+            l0 as usize
+        } else {
+            let n = (l0 & 0x7f) as usize;
+            if n == 0 || n > 3 || rest.len() < n {
+                return Err(bad());
+            }
+            let mut len = 0usize;
+            for &b in &rest[..n] {
+                len = (len << 8) | b as usize;
+            }
+            rest = &rest[n..];
+            len
+        };
+        if rest.len() < len {
+            return Err(bad());
+        }
+        let (content, tail) = rest.split_at(len);
+        self.0 = tail;
+        Ok(content)
+    }
+}
+
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+
+fn spki(der: &[u8]) -> Result<Material, String> {
+    let mut outer = Der(der);
+    let mut seq = Der(outer.read(0x30)?);
+    let mut alg = Der(seq.read(0x30)?);
+    let oid = alg.read(0x06)?;
+    let bits = seq.read(0x03)?;
+    let (&unused, key) = bits.split_first().ok_or("empty public key")?;
+    if unused != 0 {
+        return Err("malformed public key bit string".into());
+    }
+    if oid == OID_RSA {
+        rsa_public_key(key)
+    } else if oid == OID_EC {
+        let curve = alg.read(0x06)?;
+        let (kind, len) = if curve == OID_P256 {
+            (KeyKind::EcP256, 65)
+        } else if curve == OID_P384 {
+            (KeyKind::EcP384, 97)
+        } else {
+            return Err("unsupported EC curve: expected P-256 or P-384".into());
+        };
+        if key.len() != len || key[0] != 4 {
+            return Err("expected an uncompressed EC point".into());
+        }
+        Ok(Material::Ec {
+            kind,
+            point: key.to_vec(),
+        })
+    } else if oid == OID_ED25519 {
+        if key.len() != 32 {
+            return Err("Ed25519 key has the wrong length".into());
+        }
+        Ok(Material::Ed25519(key.to_vec()))
+    } else {
+        Err("unsupported public key type: expected RSA, EC P-256/P-384 or Ed25519".into())
+    }
+}
+
+fn rsa_public_key(der: &[u8]) -> Result<Material, String> {
+    let mut outer = Der(der);
+    let mut seq = Der(outer.read(0x30)?);
+    let n = seq.read(0x02)?;
+    let e = seq.read(0x02)?;
+    rsa_material(n.to_vec(), e.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA_PUB: &str = include_str!("../../tests/fixtures/jwt/rsa1.pub.pem");
+    const EC_PUB: &str = include_str!("../../tests/fixtures/jwt/ec1.pub.pem");
+    const ED_PUB: &str = include_str!("../../tests/fixtures/jwt/ed1.pub.pem");
+    const RSA_KEY: &str = include_str!("../../tests/fixtures/jwt/rsa1.key.pem");
+
+    #[test]
+    fn pem_keys_parse_to_their_kind() {
+        assert_eq!(
+            parse_pem(RSA_PUB, None).expect("rsa")[0].kind(),
+            KeyKind::Rsa
+        );
+        assert_eq!(
+            parse_pem(EC_PUB, None).expect("ec")[0].kind(),
+            KeyKind::EcP256
+        );
+        assert_eq!(
+            parse_pem(ED_PUB, None).expect("ed")[0].kind(),
+            KeyKind::Ed25519
+        );
+        assert!(parse_pem(RSA_KEY, None)
+            .expect_err("private")
+            .contains("private"));
+    }
+
+    #[test]
+    fn jwk_and_pem_of_one_key_match() {
+        let jwk: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/jwt/rsa1.jwk.json"))
+                .expect("json");
+        let a = parse_jwk(&jwk).expect("jwk");
+        let b = &parse_pem(RSA_PUB, Some("rsa1")).expect("pem")[0];
+        assert_eq!(a.fingerprint, b.fingerprint);
+    }
+
+    #[test]
+    fn keys_fit_only_their_algorithms() {
+        let rsa = &parse_pem(RSA_PUB, None).expect("rsa")[0];
+        assert!(rsa.fits(Alg::RS256) && rsa.fits(Alg::PS512));
+        assert!(!rsa.fits(Alg::HS256) && !rsa.fits(Alg::ES256));
+        let h = Key::hmac(None, &[7u8; 32]).expect("hmac");
+        assert!(h.fits(Alg::HS256) && !h.fits(Alg::HS512) && !h.fits(Alg::RS256));
+        assert!(Key::hmac(None, b"short").is_err());
+        assert_eq!(Alg::parse("none"), None);
+        assert_eq!(Alg::parse("hs256"), None);
+    }
+
+    #[test]
+    fn lookup_by_kid_refuses_wrong_type() {
+        let jwk: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/jwt/rsa1.jwk.json"))
+                .expect("json");
+        let set = KeySet::new(vec![parse_jwk(&jwk).expect("jwk")]);
+        assert!(matches!(
+            lookup(&[&set], Some("rsa1"), Alg::RS256),
+            Lookup::Found(_)
+        ));
+        assert!(matches!(
+            lookup(&[&set], Some("rsa1"), Alg::HS256),
+            Lookup::WrongType
+        ));
+        assert!(matches!(
+            lookup(&[&set], Some("../../etc/passwd"), Alg::RS256),
+            Lookup::Unknown
+        ));
+        let dbg = format!("{:?}", set);
+        assert!(dbg.contains("redacted"));
+    }
+}

@@ -1,0 +1,214 @@
+//! Finding the one token of a request, and removing it before forwarding
+//! when asked to (always for a query parameter, so it never reaches an
+//! upstream's logs).
+//!
+//! Exactly one token is accepted: two `Authorization` headers, two cookies
+//! of the name, or tokens in two different places are refused as malformed
+//! rather than guessing which one counts.
+
+use http::header::{HeaderValue, COOKIE};
+use http::request::Parts;
+use http::uri::{PathAndQuery, Uri};
+use http::HeaderMap;
+
+use super::provider::TokenSource;
+use super::reason::Reason;
+use super::verify::Token;
+
+/// Where the token was found, to remove it later if configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub token: String,
+    pub source: TokenSource,
+}
+
+impl Found {
+    pub fn token(&self) -> Token {
+        Token(self.token.clone())
+    }
+}
+
+/// Looks in every source; `Ok(None)` when no token is present at all.
+pub fn extract(sources: &[TokenSource], parts: &Parts) -> Result<Option<Found>, Reason> {
+    let mut found: Option<Found> = None;
+    let mut put = |token: String, source: &TokenSource| -> Result<(), Reason> {
+        if found.is_some() || token.is_empty() {
+            return Err(Reason::Malformed);
+        }
+        found = Some(Found {
+            token,
+            source: source.clone(),
+        });
+        Ok(())
+    };
+    for src in sources {
+        match src {
+            TokenSource::Header { name, prefix } => {
+                let values: Vec<&HeaderValue> = parts.headers.get_all(name).iter().collect();
+                if values.len() > 1 {
+                    return Err(Reason::Malformed);
+                }
+                let Some(v) = values.first() else { continue };
+                let Ok(v) = v.to_str() else {
+                    return Err(Reason::Malformed);
+                };
+                // Another scheme (e.g. `Basic`) is not a bearer token.
+                let Some(head) = v.get(..prefix.len()) else {
+                    continue;
+                };
+                if head.eq_ignore_ascii_case(prefix) {
+                    put(v[prefix.len()..].trim_start_matches(' ').to_owned(), src)?;
+                }
+            }
+            TokenSource::Cookie(name) => {
+                for value in cookies(&parts.headers, name) {
+                    put(value.to_owned(), src)?;
+                }
+            }
+            TokenSource::Query(name) => {
+                for value in query_values(parts.uri.query(), name) {
+                    put(value.to_owned(), src)?;
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn cookies<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> + 'h {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(move |pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        })
+}
+
+fn query_values<'q>(query: Option<&'q str>, name: &'q str) -> impl Iterator<Item = &'q str> + 'q {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(move |pair| match pair.split_once('=') {
+            Some((k, v)) if k == name => Some(v),
+            None if pair == name => Some(""),
+            _ => None,
+        })
+}
+
+/// Removes every query parameter called `name` from the request target.
+pub fn strip_query_param(parts: &mut Parts, name: &str) {
+    let Some(query) = parts.uri.query() else {
+        return;
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
+        .collect();
+    let target = if kept.is_empty() {
+        parts.uri.path().to_owned()
+    } else {
+        format!("{}?{}", parts.uri.path(), kept.join("&"))
+    };
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.path_and_query = PathAndQuery::try_from(target).ok();
+    parts.uri = Uri::from_parts(uri).unwrap_or_else(|_| Uri::from_static("/"));
+}
+
+/// Removes the token from where it was found.
+pub fn remove(parts: &mut Parts, found: &Found) {
+    match &found.source {
+        TokenSource::Header { name, .. } => {
+            parts.headers.remove(name);
+        }
+        TokenSource::Cookie(name) => {
+            let rest: Vec<String> = parts
+                .headers
+                .get_all(COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .map(str::trim)
+                .filter(|pair| pair.split_once('=').is_none_or(|(k, _)| k.trim() != name))
+                .map(str::to_owned)
+                .collect();
+            parts.headers.remove(COOKIE);
+            if let Ok(v) = HeaderValue::from_str(&rest.join("; ")) {
+                if !rest.is_empty() {
+                    parts.headers.insert(COOKIE, v);
+                }
+            }
+        }
+        TokenSource::Query(name) => strip_query_param(parts, name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::header::AUTHORIZATION;
+    use http::Request;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = Request::get(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    fn sources() -> Vec<TokenSource> {
+        vec![
+            TokenSource::Header {
+                name: AUTHORIZATION,
+                prefix: "Bearer ".into(),
+            },
+            TokenSource::Cookie("access_token".into()),
+            TokenSource::Query("access_token".into()),
+        ]
+    }
+
+    #[test]
+    fn one_token_only() {
+        let s = sources();
+        let ok = extract(&s, &parts("/", &[("authorization", "bearer abc")]));
+        assert_eq!(ok.expect("ok").expect("found").token, "abc");
+        assert_eq!(
+            extract(&s, &parts("/", &[("authorization", "Basic xyz")])).expect("ok"),
+            None
+        );
+        let two = parts(
+            "/",
+            &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
+        );
+        assert_eq!(extract(&s, &two), Err(Reason::Malformed));
+        let mixed = parts("/?access_token=b", &[("authorization", "Bearer a")]);
+        assert_eq!(extract(&s, &mixed), Err(Reason::Malformed));
+        let cookie = parts("/", &[("cookie", "x=1; access_token=c")]);
+        assert_eq!(extract(&s, &cookie).expect("ok").expect("found").token, "c");
+        assert_eq!(
+            extract(&s, &parts("/", &[("authorization", "Bearer ")])),
+            Err(Reason::Malformed)
+        );
+    }
+
+    #[test]
+    fn strips_query_and_cookie() {
+        let mut p = parts(
+            "/a?x=1&access_token=t&y=2",
+            &[("cookie", "x=1; access_token=c")],
+        );
+        strip_query_param(&mut p, "access_token");
+        assert_eq!(p.uri.to_string(), "/a?x=1&y=2");
+        remove(
+            &mut p,
+            &Found {
+                token: "c".into(),
+                source: TokenSource::Cookie("access_token".into()),
+            },
+        );
+        assert_eq!(p.headers[COOKIE], "x=1");
+    }
+}

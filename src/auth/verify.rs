@@ -1,0 +1,288 @@
+//! Strict JWS (compact serialization) parsing and claim validation.
+//!
+//! Parsing refuses, before any key is looked at: more or fewer than three
+//! segments (five is JWE), anything but base64url without padding, JSON
+//! that is not an object or repeats a member name (at any depth), `enc`
+//! (JWE), any `crit` (no extension is understood), an `alg` that is not an
+//! exact supported name (`none` in any casing included), a non-string `kid`.
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::keys::{Alg, Key};
+use super::provider::Provider;
+use super::reason::Reason;
+
+/// A bearer token. `Debug` never prints it.
+pub struct Token(pub String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token(<redacted, {} bytes>)", self.0.len())
+    }
+}
+
+/// A token split and decoded, not yet trusted.
+#[derive(Debug)]
+pub struct Parsed<'t> {
+    pub alg: Alg,
+    pub kid: Option<String>,
+    pub claims: Map<String, Value>,
+    /// `header.payload`, the bytes the signature covers.
+    pub signing_input: &'t [u8],
+    pub signature: Vec<u8>,
+}
+
+pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, Reason> {
+    if token.len() > max_bytes
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(Reason::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Reason::Malformed);
+    };
+    let header = decode_object(h)?;
+    if header.contains_key("enc") || header.contains_key("crit") {
+        return Err(Reason::Malformed);
+    }
+    let alg = match header.get("alg") {
+        Some(Value::String(a)) => Alg::parse(a).ok_or(Reason::AlgNotAllowed)?,
+        _ => return Err(Reason::Malformed),
+    };
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(_) => return Err(Reason::Malformed),
+    };
+    let claims = decode_object(p)?;
+    if s.is_empty() {
+        return Err(Reason::BadSignature);
+    }
+    let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| Reason::Malformed)?;
+    Ok(Parsed {
+        alg,
+        kid,
+        claims,
+        signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
+        signature,
+    })
+}
+
+fn decode_object(segment: &str) -> Result<Map<String, Value>, Reason> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| Reason::Malformed)?;
+    match serde_json::from_slice::<Strict>(&bytes) {
+        Ok(Strict(Value::Object(m))) => Ok(m),
+        _ => Err(Reason::Malformed),
+    }
+}
+
+/// The first of `keys` whose signature check passes.
+pub fn check_signature<'k>(
+    parsed: &Parsed<'_>,
+    keys: &[&'k std::sync::Arc<Key>],
+) -> Option<&'k std::sync::Arc<Key>> {
+    keys.iter()
+        .find(|k| k.verify(parsed.alg, parsed.signing_input, &parsed.signature))
+        .copied()
+}
+
+/// A NumericDate claim: absent, or a finite number (else malformed).
+fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, Reason> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or(Reason::Malformed),
+        Some(_) => Err(Reason::Malformed),
+    }
+}
+
+/// Time, issuer, audience, required and identity claims. `now` is Unix seconds.
+pub fn check_claims(p: &Provider, claims: &Map<String, Value>, now: u64) -> Result<(), Reason> {
+    let now = now as f64;
+    let leeway = p.leeway as f64;
+    let exp = numeric(claims, "exp")?;
+    let nbf = numeric(claims, "nbf")?;
+    let iat = numeric(claims, "iat")?;
+    match exp {
+        Some(exp) if now >= exp + leeway => return Err(Reason::Expired),
+        None if p.require_exp => return Err(Reason::Malformed),
+        _ => {}
+    }
+    if nbf.is_some_and(|nbf| now + leeway < nbf) || iat.is_some_and(|iat| now + leeway < iat) {
+        return Err(Reason::NotYetValid);
+    }
+    match claims.get("iss") {
+        Some(Value::String(iss)) if *iss == p.issuer => {}
+        _ => return Err(Reason::BadIssuer),
+    }
+    if !p.audiences.is_empty() {
+        let ok = match claims.get("aud") {
+            Some(Value::String(a)) => p.audiences.iter().any(|x| x == a),
+            Some(Value::Array(list)) => list.iter().any(|a| {
+                a.as_str()
+                    .is_some_and(|a| p.audiences.iter().any(|x| x == a))
+            }),
+            _ => false,
+        };
+        if !ok {
+            return Err(Reason::BadAudience);
+        }
+    }
+    for c in &p.required_claims {
+        if c.get(claims).is_none_or(Value::is_null) {
+            return Err(Reason::Malformed);
+        }
+    }
+    match p.identity_claim.get(claims) {
+        Some(Value::String(id)) if is_safe_identity(id) => Ok(()),
+        _ => Err(Reason::Malformed),
+    }
+}
+
+/// A subject that can go into a header and a log line as it is.
+pub fn is_safe_identity(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 256
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'))
+}
+
+/// A JSON value that refuses duplicate member names at any depth (plain
+/// serde_json keeps the last one, which lets a token say two things).
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON without duplicate member names")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Strict, E> {
+        Ok(Strict(Value::Bool(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Strict, E> {
+        serde_json::Number::from_f64(v)
+            .map(|n| Strict(Value::Number(n)))
+            .ok_or_else(|| E::custom("non-finite number"))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Strict, E> {
+        Ok(Strict(Value::String(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Strict, E> {
+        Ok(Strict(Value::String(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Strict, E> {
+        Ok(Strict(Value::Null))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Strict, E> {
+        Ok(Strict(Value::Null))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Strict(Value::Array(out)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if out.insert(k, v).is_some() {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+        }
+        Ok(Strict(Value::Object(out)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    fn tok(h: &str, p: &str) -> String {
+        format!("{}.{}.{}", b64(h), b64(p), b64("sig"))
+    }
+
+    #[test]
+    fn refuses_bad_shapes() {
+        let p = r#"{"sub":"a"}"#;
+        let ok = tok(r#"{"alg":"RS256"}"#, p);
+        assert!(parse(&ok, 8192).is_ok());
+        for h in [
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"nOnE"}"#,
+            r#"{"alg":"hs256"}"#,
+        ] {
+            assert_eq!(parse(&tok(h, p), 8192).err(), Some(Reason::AlgNotAllowed));
+        }
+        for h in [
+            r#"{"alg":"RS256","crit":["exp"]}"#,
+            r#"{"alg":"RS256","enc":"A128GCM"}"#,
+            r#"{"alg":"RS256","alg":"HS256"}"#,
+            r#"{"alg":"RS256","kid":7}"#,
+            r#"["RS256"]"#,
+            r#"{"alg":"RS256"} x"#,
+        ] {
+            assert_eq!(
+                parse(&tok(h, p), 8192).err(),
+                Some(Reason::Malformed),
+                "{h}"
+            );
+        }
+        let dup = tok(r#"{"alg":"RS256"}"#, r#"{"sub":"a","x":{"r":1,"r":2}}"#);
+        assert_eq!(parse(&dup, 8192).err(), Some(Reason::Malformed));
+        assert_eq!(parse("a.b", 8192).err(), Some(Reason::Malformed));
+        assert_eq!(parse("a.b.c.d", 8192).err(), Some(Reason::Malformed));
+        assert_eq!(parse("a.b.c.d.e", 8192).err(), Some(Reason::Malformed));
+        assert_eq!(parse(&ok, 10).err(), Some(Reason::Malformed));
+        let padded = format!("{}=", ok);
+        assert_eq!(parse(&padded, 8192).err(), Some(Reason::Malformed));
+        let stripped = format!("{}.", ok.rsplit_once('.').expect("dot").0);
+        assert_eq!(parse(&stripped, 8192).err(), Some(Reason::BadSignature));
+    }
+
+    #[test]
+    fn identity_must_be_safe() {
+        assert!(is_safe_identity("auth0|5f7c8ec7c33c6c004bbafe82"));
+        assert!(is_safe_identity("alice@example.com"));
+        assert!(!is_safe_identity(""));
+        assert!(!is_safe_identity("a\r\nX-Admin: 1"));
+        assert!(!is_safe_identity("a b"));
+        assert!(!is_safe_identity("a,b"));
+    }
+}

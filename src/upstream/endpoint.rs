@@ -1,0 +1,79 @@
+//! One endpoint's run-time state: all atomics, shared by the request path,
+//! the health checker, outlier detection and DNS discovery. An endpoint
+//! that survives a DNS refresh keeps its `Arc`, hence its counters.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+use http::uri::Authority;
+
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Unique within its upstream for the upstream's lifetime.
+    pub id: u64,
+    pub authority: Authority,
+    pub weight: u32,
+    in_flight: AtomicU32,
+    /// Active health: false once the health check saw `unhealthy` failures.
+    healthy: AtomicBool,
+    /// Health check streak: > 0 successes, < 0 failures (checker only).
+    pub(crate) hc_streak: AtomicI32,
+    /// Consecutive failed requests (outlier detection).
+    pub(crate) failures: AtomicU32,
+    /// Ejected until this time on the upstream clock (ms); 0: never ejected.
+    pub(crate) ejected_until_ms: AtomicU64,
+    /// Ejections so far; the next ejection lasts `base * (ejections + 1)`.
+    pub(crate) ejections: AtomicU32,
+}
+
+impl Endpoint {
+    pub fn new(id: u64, authority: Authority, weight: u32) -> Endpoint {
+        Endpoint {
+            id,
+            authority,
+            weight: weight.max(1),
+            in_flight: AtomicU32::new(0),
+            healthy: AtomicBool::new(true),
+            hc_streak: AtomicI32::new(0),
+            failures: AtomicU32::new(0),
+            ejected_until_ms: AtomicU64::new(0),
+            ejections: AtomicU32::new(0),
+        }
+    }
+
+    /// Up by the health check and not ejected at `now_ms`.
+    pub fn available(&self, now_ms: u64) -> bool {
+        self.healthy.load(Ordering::Relaxed) && !self.ejected(now_ms)
+    }
+
+    pub fn ejected(&self, now_ms: u64) -> bool {
+        self.ejected_until_ms.load(Ordering::Relaxed) > now_ms
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub fn set_healthy(&self, up: bool) {
+        self.healthy.store(up, Ordering::Relaxed);
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in flight until the guard drops (also when the
+    /// request's future is cancelled).
+    pub fn begin(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+}
+
+#[must_use]
+pub struct InFlight<'a>(&'a Endpoint);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
