@@ -217,3 +217,45 @@ async fn upgrade_h2c_is_not_passed_through() {
     assert_eq!(raw_status(&reply), 200, "{reply}");
     assert!(!up.last().headers.contains_key("upgrade"));
 }
+
+#[tokio::test]
+async fn an_open_websocket_counts_toward_max_connections() {
+    let (up_addr, _seen, up_task) = ws_echo_upstream().await;
+    let plain = echo_upstream("plain").await;
+    let gw = start_gateway(&format!(
+        "listeners:\n  - name: test\n    bind: 127.0.0.1:0\n    max_connections: 1\nupstreams:\n  chat: {{ endpoints: [\"{up_addr}\"] }}\n  plain: {{ endpoints: [\"{}\"] }}\nroutes:\n  - id: chat\n    match: {{ path: /ws/** }}\n    upstream: chat\n  - id: plain\n    match: {{ path: /plain }}\n    upstream: plain\n",
+        plain.addr
+    ))
+    .await;
+    let url = format!("ws://{}/ws/a", gw.addr);
+    let (mut ws, _) = tokio_tungstenite::client_async(
+        url.as_str(),
+        TcpStream::connect(gw.addr).await.expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    ws.send(Message::Text("x".into())).await.expect("send");
+    assert_eq!(
+        ws.next().await.expect("open").expect("frame"),
+        Message::Text("x".into())
+    );
+
+    // The tunnel holds the only slot: another client waits.
+    let other = tokio::spawn(raw(
+        gw.addr,
+        b"GET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ));
+    let served = wait_until(|| plain.count() > 0, Duration::from_millis(500)).await;
+    assert!(
+        !served,
+        "a second connection was served beside an open WebSocket"
+    );
+
+    // Closing the WebSocket frees the slot.
+    ws.close(None).await.expect("close");
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {}
+    drop(ws);
+    let reply = other.await.expect("other client");
+    assert_eq!(raw_status(&reply), 200, "{reply}");
+    up_task.abort();
+}
