@@ -119,8 +119,8 @@ fn bad_configs() -> Vec<Bad> {
             yaml: with_routes(
                 "  - id: r\n    match: { path: /x }\n    upstream: task\n    respond: { status: 200, body: hi }\n",
             ),
-            at: "8:5",
-            field: "routes[0]",
+            at: "11:14",
+            field: "routes[0].respond",
             expect: "exactly one of `upstream`, `redirect` or `respond`",
         },
         Bad {

@@ -455,8 +455,14 @@ fn action(cx: &mut Ctx, f: &str, r: &RawRoute, ups: &[UpstreamSpec]) -> Option<A
         + usize::from(r.redirect.is_some())
         + usize::from(r.respond.is_some());
     if count != 1 {
+        // Point at the second action key when there are several.
+        let field = match (count > 1, r.respond.is_some(), r.redirect.is_some()) {
+            (true, true, _) => format!("{f}.respond"),
+            (true, false, true) => format!("{f}.redirect"),
+            _ => f.to_owned(),
+        };
         cx.err(
-            f,
+            field,
             "a route needs exactly one of `upstream`, `redirect` or `respond`",
         );
         return None;

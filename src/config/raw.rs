@@ -69,11 +69,34 @@ pub struct RawUpstream {
     pub discovery: Option<RawDiscovery>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `"host:port"` or `{ address: "host:port", weight: N }`.
+#[derive(Debug)]
 pub enum RawEndpoint {
     Address(Text),
     Weighted(RawWeightedEndpoint),
+}
+
+impl<'de> Deserialize<'de> for RawEndpoint {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEndpoint;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"host:port\" or { address: \"host:port\", weight: N }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEndpoint, E> {
+                super::units::expand_env(v, |k| std::env::var(k).ok())
+                    .map(|s| RawEndpoint::Address(Text(s)))
+                    .map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEndpoint, A::Error> {
+                RawWeightedEndpoint::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawEndpoint::Weighted)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
