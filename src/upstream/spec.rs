@@ -462,6 +462,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bad_keys_are_reported_at_their_field() {
+        let yaml = "listeners: [{ name: t, bind: 127.0.0.1:0 }]\nupstreams:\n  u:\n    endpoints: [\"127.0.0.1:1\"]\n    balance: fastest\n    outlier: { max_ejected: 150% }\n    health_check: { path: health, expect: [700] }\n  d:\n    discovery: { dns: \"svc\", resolver: nope }\nroutes:\n  - id: r\n    match: { path: /x }\n    upstream: u\n    retry: { attempts: 0, on: [teapot], budget: 2 }\n";
+        let errs = crate::config::load_str(yaml, "t.yaml")
+            .expect_err("rejected")
+            .0;
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "upstreams.u.balance",
+            "upstreams.u.outlier.max_ejected",
+            "upstreams.u.health_check.path",
+            "upstreams.d.discovery.dns",
+            "routes[0].retry.attempts",
+            "routes[0].retry.on[0]",
+            "routes[0].retry.budget",
+        ] {
+            assert!(fields.contains(&f), "{f} not in {fields:?}");
+        }
+        assert!(errs.iter().all(|e| e.pos.is_some()), "{errs:?}");
+    }
+
+    #[test]
     fn parses_shares_ranges_and_keys() {
         assert_eq!(share("20%"), Ok(0.2));
         assert_eq!(share("0.5"), Ok(0.5));
