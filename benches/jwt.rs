@@ -1,2 +1,117 @@
-//! JWT verification benchmarks (filled in with the auth module).
-fn main() {}
+//! JWT verification: RS256, ES256 and HS256, cold (full parse + signature +
+//! claims, what a first request costs) and cached (the SHA-256 of the token
+//! and a cache lookup, what a repeated token costs).
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use gwanmun::auth::cache::{token_hash, Claims, Entry, TokenCache};
+use gwanmun::auth::keys::{lookup, Lookup};
+use gwanmun::auth::{verify, Provider};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-bench-secret";
+
+fn fixture(name: &str) -> String {
+    let p = format!("{}/tests/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(p).expect("fixture")
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+fn provider(alg: &str, keys: &str) -> Arc<Provider> {
+    let yaml = format!(
+        "listeners:\n  - name: b\n    bind: 127.0.0.1:0\nauth:\n  providers:\n    - name: p\n      issuer: https://auth.bench\n      audiences: [api]\n      algorithms: [{alg}]\n{keys}"
+    );
+    let snap = gwanmun::config::load_str(&yaml, "bench.yaml").expect("config");
+    snap.auth.providers[0].clone()
+}
+
+fn token(alg: Algorithm, key: &EncodingKey, kid: &str) -> String {
+    let mut h = Header::new(alg);
+    h.kid = Some(kid.to_owned());
+    let claims = json!({"iss":"https://auth.bench","aud":"api","sub":"user-1","exp": now() + 3600,"scope":"a b c"});
+    jsonwebtoken::encode(&h, &claims, key).expect("encode")
+}
+
+/// Everything a cold request does after extracting the token.
+fn verify_cold(p: &Provider, token: &str) -> bool {
+    let Ok(parsed) = verify::parse(token, p.max_token_bytes) else {
+        return false;
+    };
+    let Lookup::Found(keys) = lookup(&[&p.static_keys], parsed.kid.as_deref(), parsed.alg) else {
+        return false;
+    };
+    verify::check_signature(&parsed, &keys).is_some()
+        && verify::check_claims(p, &parsed.claims, now()).is_ok()
+}
+
+fn bench(c: &mut Criterion) {
+    let rsa_pem = format!(
+        "      public_key_pem: {}/tests/fixtures/jwt/rsa1.pub.pem\n      kid: rsa1\n",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let ec = format!(
+        "      jwks_file: {}/tests/fixtures/jwt/ec-ed.jwks.json\n",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let hs = format!("      secret: {SECRET}\n      kid: hs\n");
+    let cases = [
+        (
+            "RS256",
+            provider("RS256", &rsa_pem),
+            token(
+                Algorithm::RS256,
+                &EncodingKey::from_rsa_pem(fixture("rsa1.key.pem").as_bytes()).expect("rsa"),
+                "rsa1",
+            ),
+        ),
+        (
+            "ES256",
+            provider("ES256", &ec),
+            token(
+                Algorithm::ES256,
+                &EncodingKey::from_ec_pem(fixture("ec1.key.pem").as_bytes()).expect("ec"),
+                "ec1",
+            ),
+        ),
+        (
+            "HS256",
+            provider("HS256", &hs),
+            token(
+                Algorithm::HS256,
+                &EncodingKey::from_secret(SECRET.as_bytes()),
+                "hs",
+            ),
+        ),
+    ];
+    let cache = TokenCache::new(10_000);
+    for (name, p, t) in &cases {
+        assert!(verify_cold(p, t), "{name} token does not verify");
+        c.bench_function(&format!("{name} verify cold"), |b| {
+            b.iter(|| verify_cold(p, std::hint::black_box(t)))
+        });
+        let entry = Entry {
+            provider: 0,
+            key_fingerprint: p.static_keys.keys[0].fingerprint,
+            expires_at: now() + 3600,
+            claims: Arc::new(Claims(serde_json::Map::new())),
+        };
+        cache.insert(token_hash(t), entry, now());
+        c.bench_function(&format!("{name} verify cached"), |b| {
+            b.iter(|| {
+                let e = cache.get(&token_hash(std::hint::black_box(t)), now());
+                e.is_some_and(|e| p.static_keys.contains(e.key_fingerprint))
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

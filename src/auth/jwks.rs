@@ -159,12 +159,14 @@ impl RemoteKeys {
         }
     }
 
-    /// Delay before the next background refresh after a success.
+    /// Delay before the next background refresh after a success: the
+    /// configured interval, shortened by `max-age` but never below the
+    /// minimum refetch interval (so `max-age=0` can not make us hammer).
     fn next_refresh(&self, max_age: Option<Duration>) -> Duration {
-        let floor = self.source.min_refetch.max(Duration::from_millis(100));
+        let s = &self.source;
         max_age
-            .map_or(self.source.refresh, |m| m.min(self.source.refresh))
-            .max(floor)
+            .map_or(s.refresh, |m| m.max(s.min_refetch).min(s.refresh))
+            .max(Duration::from_millis(100))
     }
 }
 
