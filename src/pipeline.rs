@@ -80,6 +80,8 @@ pub struct RequestCtx {
     pub route: Option<Arc<str>>,
     pub upstream: Option<Arc<str>>,
     pub error: Option<&'static str>,
+    /// The normalized path, kept only while the access log is enabled.
+    pub path: Option<String>,
 }
 
 /// Runs one request through every step. Never fails: errors become responses.
@@ -96,6 +98,7 @@ pub async fn handle(
         route: None,
         upstream: None,
         error: None,
+        path: None,
     };
     let method = req.method().clone();
     let mut resp = match steps(active, conn, &mut ctx, req).await {
@@ -123,6 +126,9 @@ async fn steps(
 
     // 1. sanitize
     let clean = sanitize::request(snap, ctx, &mut parts)?;
+    if observability::access_log_enabled() {
+        ctx.path = Some(clean.path.clone());
+    }
 
     // 2. route
     let route = select_route(snap, &parts, &clean.path)?;

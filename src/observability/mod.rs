@@ -41,6 +41,12 @@ pub fn init(level: Option<&str>, format: LogFormat) {
     };
 }
 
+/// Whether access-log lines would be emitted (so the pipeline can skip the
+/// work of collecting their fields).
+pub fn access_log_enabled() -> bool {
+    tracing::enabled!(target: "gwanmun::access", tracing::Level::INFO)
+}
+
 /// One line per request, at info, target `gwanmun::access`.
 pub fn access_log(ctx: &RequestCtx, method: &Method, status: StatusCode, elapsed: Duration) {
     tracing::info!(
@@ -48,6 +54,7 @@ pub fn access_log(ctx: &RequestCtx, method: &Method, status: StatusCode, elapsed
         request_id = ctx.request_id.to_str().unwrap_or(""),
         client = %ctx.client_ip,
         method = %method,
+        path = ctx.path.as_deref().unwrap_or("-"),
         status = status.as_u16(),
         route = ctx.route.as_deref().unwrap_or("-"),
         upstream = ctx.upstream.as_deref().unwrap_or("-"),
