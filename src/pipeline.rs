@@ -34,6 +34,8 @@ use crate::proxy::headers::{strip_hop_by_hop, X_REQUEST_ID};
 use crate::proxy::{forward, forwarded, request_id, sanitize};
 use crate::routing::predicates::request_host;
 use crate::routing::{Action, RequestView, Route, Selection};
+use crate::upstream::balance::ClaimKey;
+use crate::upstream::spec::{Balance, HashKey};
 use crate::upstream::UpstreamRuntime;
 
 /// A compiled snapshot and the runtime state built for it, swapped together.
@@ -145,6 +147,8 @@ async fn steps(
     // 4. authenticate
     let identity = auth::authenticate(&active.auth, &snap.auth, &route.auth, &mut parts).await?;
 
+    publish_hash_claim(snap, route, identity.as_ref(), &mut parts);
+
     // 5. authorize (then set the identity headers from verified claims)
     auth::authorize(&snap.auth, &route.auth, identity, &mut parts.headers)?;
 
@@ -179,6 +183,24 @@ async fn steps(
     }
     route.response_headers.apply(resp.headers_mut());
     Ok(resp.map(ProxyBody::Upstream))
+}
+
+/// For `ring_hash` on `claim:NAME`, hands the verified claim's value to
+/// the balancer (step 8) through the request extensions.
+fn publish_hash_claim(
+    snap: &Snapshot,
+    route: &Route,
+    identity: Option<&auth::Identity>,
+    parts: &mut Parts,
+) {
+    let (Action::Proxy { upstream }, Some(id)) = (&route.action, identity) else {
+        return;
+    };
+    if let Balance::RingHash(HashKey::Claim(name)) = &snap.upstreams[*upstream].balance {
+        if let Some(v) = id.claims.0.get(name).and_then(|v| v.as_str()) {
+            parts.extensions.insert(ClaimKey(v.to_owned()));
+        }
+    }
 }
 
 fn select_route<'s>(
