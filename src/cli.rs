@@ -215,6 +215,7 @@ fn action_text(snap: &Snapshot, a: &Action) -> String {
             location, status, ..
         } => format!("redirect {} {}", status.as_u16(), location),
         Action::Respond { status, .. } => format!("respond {}", status.as_u16()),
+        Action::Health(probe) => format!("health {}", probe.name()),
     }
 }
 

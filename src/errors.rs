@@ -52,6 +52,8 @@ pub enum GatewayError {
     /// No usable signing key set could be loaded for the token's provider:
     /// our (or the key server's) fault, never blamed on the client's token.
     SigningKeysUnavailable,
+    /// A `health: ready` probe while an auth provider has no key set yet.
+    NotReady,
 }
 
 /// How a variant is logged: client faults are routine, upstream faults are
@@ -147,6 +149,14 @@ impl GatewayError {
                 "signing keys unavailable: tokens can not be verified right now",
                 Severity::Error,
             ),
+            // Debug: probes repeat every few seconds and the JWKS fetcher
+            // already warns about the cause.
+            NotReady => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "not ready: an auth provider has no signing keys yet",
+                Severity::Debug,
+            ),
         }
     }
 
@@ -233,6 +243,7 @@ mod tests {
             GatewayError::GatewayTimeout,
             GatewayError::Internal,
             GatewayError::SigningKeysUnavailable,
+            GatewayError::NotReady,
         ]
     }
 

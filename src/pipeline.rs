@@ -3,7 +3,7 @@
 //! 1. sanitize      framing checks, hop-by-hop removal, client address, path
 //!    normalization (before ANY decision)
 //! 2. route         select the route on the normalized path
-//! 3. local answer  redirect / fixed response routes stop here
+//! 3. local answer  redirect / fixed response / health probe routes stop here
 //! 4. authenticate  bearer token found and verified (auth::authenticate)
 //! 5. authorize     scopes/roles/claims, identity headers (auth::authorize)
 //! 6. rate limit    (rate limiting issue: slots in here)
@@ -18,7 +18,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use http::header::{HeaderValue, CONTENT_TYPE, HOST, LOCATION, TE};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION, TE};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Request, Response};
@@ -33,7 +33,7 @@ use crate::proxy::body::{declared_too_large, ProxyBody, RequestBody};
 use crate::proxy::headers::{strip_hop_by_hop, X_REQUEST_ID};
 use crate::proxy::{forward, forwarded, request_id, sanitize};
 use crate::routing::predicates::request_host;
-use crate::routing::{Action, RequestView, Route, Selection};
+use crate::routing::{Action, Probe, RequestView, Route, Selection};
 use crate::upstream::balance::ClaimKey;
 use crate::upstream::spec::{Balance, HashKey};
 use crate::upstream::UpstreamRuntime;
@@ -139,6 +139,7 @@ async fn steps(
     // 3. local answer
     let upstream = match &route.action {
         Action::Proxy { upstream } => &active.upstreams[*upstream],
+        Action::Health(probe) => return probe_answer(*probe, &active.auth, route),
         Action::Redirect { .. } | Action::Respond { .. } => {
             return Ok(local_answer(route, &clean.path, parts.uri.query()));
         }
@@ -261,10 +262,31 @@ fn local_answer(route: &Route, path: &str, query: Option<&str>) -> Response<Prox
             resp.headers_mut()
                 .insert(CONTENT_TYPE, content_type.clone());
         }
-        Action::Proxy { .. } => {}
+        Action::Proxy { .. } | Action::Health(_) => {}
     }
     route.response_headers.apply(resp.headers_mut());
     resp
+}
+
+/// Built-in probes, answered before authentication. `live`: the process
+/// serves. `ready`: every auth provider has a key set, so a new replica takes
+/// no traffic it could only answer with 503 signing_keys_unavailable.
+fn probe_answer(
+    probe: Probe,
+    auth: &auth::AuthRuntime,
+    route: &Route,
+) -> Result<Response<ProxyBody>, GatewayError> {
+    let body: &'static [u8] = match probe {
+        Probe::Live => br#"{"status":"live"}"#,
+        Probe::Ready if auth.ready() => br#"{"status":"ready"}"#,
+        Probe::Ready => return Err(GatewayError::NotReady),
+    };
+    let mut resp = Response::new(ProxyBody::full(body));
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    route.response_headers.apply(resp.headers_mut());
+    Ok(resp)
 }
 
 /// The path (after the route's rewrite) and the client's query, untouched.

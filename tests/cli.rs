@@ -121,7 +121,7 @@ fn bad_configs() -> Vec<Bad> {
             ),
             at: "11:14",
             field: "routes[0].respond",
-            expect: "exactly one of `upstream`, `redirect` or `respond`",
+            expect: "exactly one of `upstream`, `redirect`, `respond` or `health`",
         },
         Bad {
             name: "yaml_syntax",

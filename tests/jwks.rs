@@ -181,3 +181,74 @@ async fn cache_control_max_age_drives_refresh() {
     );
     assert!(gw.shutdown().await);
 }
+
+#[tokio::test]
+async fn unknown_kid_while_the_key_server_is_down_is_503_not_401() {
+    let up = echo_upstream("task").await;
+    let jwks = jwks_server(jwks(&["rsa1"])).await;
+    // Background refreshes every 200 ms; an unknown kid may not refetch
+    // within the hour, so the refetch is rate-limited after a failed refresh.
+    let gw = gateway(
+        &up,
+        &jwks,
+        "      jwks_refresh: 200ms\n      jwks_min_refetch: 1h\n",
+    )
+    .await;
+    assert!(eventually(&gw, &rs256("rsa1", &claims("alice")), 200).await);
+    jwks.set_down(true);
+    let hits = jwks.hits();
+    assert!(wait_until(|| jwks.hits() >= hits + 2, Duration::from_secs(10)).await);
+    // rsa2 may be a rotation we could not fetch: not the token's fault.
+    let rotated = rs256("rsa2", &claims("bob"));
+    let before = up.count();
+    let (s, body) = try_token(&gw, &rotated).await;
+    assert_eq!(s, 503);
+    assert_eq!(body["error"], "signing_keys_unavailable");
+    assert_eq!(up.count(), before);
+    // Known kids keep verifying with the last good set meanwhile.
+    assert_eq!(
+        try_token(&gw, &rs256("rsa1", &claims("carol"))).await.0,
+        200
+    );
+    // Back up with the rotated set: rsa2 verifies, and a kid that the
+    // fresh set lacks is the token's fault again.
+    jwks.set(mint::jwks(&["rsa1", "rsa2"]));
+    jwks.set_down(false);
+    assert!(
+        eventually(&gw, &rotated, 200).await,
+        "rotated key never loaded"
+    );
+    let forged = mint(
+        jsonwebtoken::Algorithm::RS256,
+        "attacker",
+        Some("forged"),
+        &claims("mallory"),
+    );
+    let (s, body) = try_token(&gw, &forged).await;
+    assert_eq!(s, 401);
+    assert_eq!(body["error"], "unauthorized");
+    assert!(gw.shutdown().await);
+}
+
+#[tokio::test]
+async fn unknown_kid_refetch_failing_is_503() {
+    let up = echo_upstream("task").await;
+    let jwks = jwks_server(jwks(&["rsa1"])).await;
+    let gw = gateway(
+        &up,
+        &jwks,
+        "      jwks_refresh: 1h\n      jwks_min_refetch: 10ms\n",
+    )
+    .await;
+    assert!(eventually(&gw, &rs256("rsa1", &claims("alice")), 200).await);
+    jwks.set_down(true);
+    // Outlast the 10 ms minimum refetch interval since the start-up fetch.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let hits = jwks.hits();
+    let (s, body) = try_token(&gw, &rs256("rsa2", &claims("bob"))).await;
+    assert_eq!(s, 503);
+    assert_eq!(body["error"], "signing_keys_unavailable");
+    assert_eq!(jwks.hits(), hits + 1, "the unknown kid was looked up once");
+    jwks.set_down(false);
+    assert!(gw.shutdown().await);
+}

@@ -190,25 +190,51 @@ fn provider(f: &str, raw: &RawProvider, errors: &mut Errors) -> Option<Provider>
             Err(e) => err("jwks_file", e),
         }
     }
+    let ca_file = raw.jwks_ca_file.as_ref().map(|c| c.as_str());
+    if ca_file.is_some() && raw.jwks_url.is_none() {
+        err(
+            "jwks_ca_file",
+            "applies only with an https `jwks_url`".into(),
+        );
+    }
     let jwks = raw.jwks_url.as_ref().and_then(|u| {
         let url = match u.as_str().parse::<Uri>() {
-            Ok(url) if url.scheme_str() == Some("http") && url.authority().is_some() => url,
-            Ok(url) if url.scheme_str() == Some("https") => {
-                err("jwks_url", "https JWKS URLs are not supported yet (no TLS client is built in): serve the key set over http on a trusted network, or use `jwks_file`".into());
-                return None;
+            Ok(url)
+                if matches!(url.scheme_str(), Some("http" | "https"))
+                    && url.authority().is_some() =>
+            {
+                url
             }
             _ => {
                 err(
                     "jwks_url",
-                    format!("invalid URL `{u}`: expected http://HOST:PORT/PATH"),
+                    format!("invalid URL `{u}`: expected https://HOST[:PORT]/PATH or http://..."),
                 );
+                return None;
+            }
+        };
+        if ca_file.is_some() && url.scheme_str() != Some("https") {
+            err(
+                "jwks_ca_file",
+                "applies only to an https `jwks_url` (this one is http)".into(),
+            );
+            return None;
+        }
+        let tls = match super::tls::client_config(ca_file) {
+            Ok(t) => t,
+            Err(e) => {
+                let field = ca_file.map_or("jwks_url", |_| "jwks_ca_file");
+                err(field, e);
                 return None;
             }
         };
         Some(JwksSource {
             url,
+            tls,
             refresh: raw.jwks_refresh.map_or(DEFAULT_JWKS_REFRESH, |d| d.0),
-            min_refetch: raw.jwks_min_refetch.map_or(DEFAULT_JWKS_MIN_REFETCH, |d| d.0),
+            min_refetch: raw
+                .jwks_min_refetch
+                .map_or(DEFAULT_JWKS_MIN_REFETCH, |d| d.0),
             timeout: raw.jwks_timeout.map_or(DEFAULT_JWKS_TIMEOUT, |d| d.0),
         })
     });

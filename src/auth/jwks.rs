@@ -2,9 +2,9 @@
 //! (on the configured interval, sooner when `Cache-Control: max-age` says
 //! so), refetched on an unknown `kid` at most once per minimum interval, and
 //! never emptied by a failure: the last good set keeps serving while the
-//! key server is down.
+//! key server is down. `https` URLs go through [`super::tls`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, HOST};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -35,9 +36,12 @@ pub struct RemoteKeys {
     /// Fetch attempts, successful or not (observability and tests).
     attempts: AtomicU64,
     last_attempt: Mutex<Option<Instant>>,
+    /// Whether the last attempt failed: an unknown kid met while the key
+    /// server is unreachable is our problem (503), not the token's (401).
+    last_failed: AtomicBool,
     /// Serializes fetches so concurrent unknown kids cause one request.
     fetching: tokio::sync::Mutex<()>,
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
 }
 
 /// What an unknown-kid refetch did.
@@ -47,14 +51,14 @@ pub enum Refetch {
     Updated,
     /// The last fetch was less than the minimum interval ago.
     RateLimited,
-    /// The key server could not be reached or sent no usable set.
+    /// The key server could not be reached or sent no usable set (now, or
+    /// at the last attempt when it is too soon to ask again).
     Failed,
 }
 
 impl RemoteKeys {
     pub fn new(provider: Arc<str>, source: JwksSource) -> RemoteKeys {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(source.timeout));
+        let connector = super::tls::connector(&source.tls, source.timeout);
         RemoteKeys {
             provider,
             source,
@@ -62,8 +66,9 @@ impl RemoteKeys {
             generation: AtomicU64::new(0),
             attempts: AtomicU64::new(0),
             last_attempt: Mutex::new(None),
+            last_failed: AtomicBool::new(false),
             fetching: tokio::sync::Mutex::new(()),
-            client: Client::builder(TokioExecutor::new()).build(http),
+            client: Client::builder(TokioExecutor::new()).build(connector),
         }
     }
 
@@ -97,7 +102,9 @@ impl RemoteKeys {
         if let Ok(mut last) = self.last_attempt.lock() {
             *last = Some(Instant::now());
         }
-        let (set, max_age) = self.fetch().await?;
+        let fetched = self.fetch().await;
+        self.last_failed.store(fetched.is_err(), Ordering::Release);
+        let (set, max_age) = fetched?;
         self.current.store(Some(Arc::new(set)));
         self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(max_age)
@@ -113,7 +120,7 @@ impl RemoteKeys {
         let resp = tokio::time::timeout(self.source.timeout, self.client.request(req))
             .await
             .map_err(|_| "timed out".to_string())?
-            .map_err(|e| format!("request failed: {e}"))?;
+            .map_err(|e| format!("request failed: {}", with_causes(&e)))?;
         if resp.status() != StatusCode::OK {
             return Err(format!("answered {}", resp.status()));
         }
@@ -148,7 +155,13 @@ impl RemoteKeys {
             .since_last_attempt()
             .is_some_and(|d| d < self.source.min_refetch)
         {
-            return Refetch::RateLimited;
+            // Too soon to ask again; if the last attempt failed, the key
+            // server is unreachable and the kid may well be a new key.
+            return if self.last_failed.load(Ordering::Acquire) {
+                Refetch::Failed
+            } else {
+                Refetch::RateLimited
+            };
         }
         match self.refresh().await {
             Ok(_) => Refetch::Updated,
@@ -168,6 +181,19 @@ impl RemoteKeys {
             .map_or(s.refresh, |m| m.max(s.min_refetch).min(s.refresh))
             .max(Duration::from_millis(100))
     }
+}
+
+/// An error and its causes: the client's own message ("client error
+/// (Connect)") hides what failed, such as an untrusted TLS certificate.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// Parses `max-age=N` from a Cache-Control value (`no-store`/`no-cache`

@@ -5,6 +5,7 @@
 //! - [`keys`]: algorithms, JWK/PEM/HMAC keys, key sets, key choice by kid + alg
 //! - [`verify`]: strict JWS parsing and claim checks
 //! - [`jwks`]: remote key sets, refreshed in the background
+//! - [`tls`]: the JWKS fetcher's TLS client (rustls, ring, optional private CA)
 //! - [`cache`]: verified tokens by hash, until `exp` or until their key goes
 //! - [`authorize`]: scopes, roles, claim values; identity headers
 //! - [`token`]: the one token of a request and its removal
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod provider;
 pub mod raw;
 pub mod reason;
+pub mod tls;
 pub mod token;
 pub mod verify;
 
@@ -282,7 +284,9 @@ fn choose_provider(
 }
 
 /// Finds the key (refetching the JWKS once, rate-limited, for an unknown
-/// kid) and checks the signature. 503 when no key set could ever be had.
+/// kid) and checks the signature. 503, never 401, when no key set could
+/// ever be had or when an unknown kid can not be looked up because the key
+/// server is unreachable (the kid may be a rotation we could not fetch).
 async fn check_key(
     remote: Option<&Arc<RemoteKeys>>,
     p: &Provider,

@@ -59,6 +59,8 @@ pub struct Provider {
 #[derive(Debug, Clone)]
 pub struct JwksSource {
     pub url: Uri,
+    /// Trust for an `https` URL: public roots, or only `jwks_ca_file`.
+    pub tls: Arc<rustls::ClientConfig>,
     pub refresh: Duration,
     pub min_refetch: Duration,
     pub timeout: Duration,

@@ -27,6 +27,8 @@ pub struct RawProvider {
     #[serde(default)]
     pub audiences: Vec<Text>,
     pub jwks_url: Option<Text>,
+    /// PEM bundle of the CA(s) that alone are trusted for an https `jwks_url`.
+    pub jwks_ca_file: Option<Text>,
     pub jwks_file: Option<Text>,
     /// Inline PEM text, or a path to a PEM file.
     pub public_key_pem: Option<Text>,

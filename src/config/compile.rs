@@ -20,7 +20,7 @@ use crate::proxy::rewrite::{HeaderRules, PathRewrite};
 use crate::routing::path::{normalize, PathPolicy};
 use crate::routing::pattern::PathPattern;
 use crate::routing::predicates::{HostMatch, MethodSet, ValueMatch};
-use crate::routing::{Action, Route, Router};
+use crate::routing::{Action, Probe, Route, Router};
 use crate::upstream::spec as upstream_spec;
 
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -453,17 +453,19 @@ fn value_match(cx: &mut Ctx, f: &str, v: &RawValueMatch) -> Option<ValueMatch> {
 fn action(cx: &mut Ctx, f: &str, r: &RawRoute, ups: &[UpstreamSpec]) -> Option<Action> {
     let count = usize::from(r.upstream.is_some())
         + usize::from(r.redirect.is_some())
-        + usize::from(r.respond.is_some());
+        + usize::from(r.respond.is_some())
+        + usize::from(r.health.is_some());
     if count != 1 {
-        // Point at the second action key when there are several.
-        let field = match (count > 1, r.respond.is_some(), r.redirect.is_some()) {
-            (true, true, _) => format!("{f}.respond"),
-            (true, false, true) => format!("{f}.redirect"),
+        // Point at the last action key when there are several.
+        let field = match (count > 1, r.health.is_some(), r.respond.is_some()) {
+            (true, true, _) => format!("{f}.health"),
+            (true, false, true) => format!("{f}.respond"),
+            (true, false, false) => format!("{f}.redirect"),
             _ => f.to_owned(),
         };
         cx.err(
             field,
-            "a route needs exactly one of `upstream`, `redirect` or `respond`",
+            "a route needs exactly one of `upstream`, `redirect`, `respond` or `health`",
         );
         return None;
     }
@@ -512,6 +514,16 @@ fn action(cx: &mut Ctx, f: &str, r: &RawRoute, ups: &[UpstreamSpec]) -> Option<A
             status: StatusCode::from_u16(status).ok()?,
             append_path: rd.append_path.unwrap_or(false),
         });
+    }
+    if let Some(h) = &r.health {
+        let probe = Probe::parse(h.as_str());
+        if probe.is_none() {
+            cx.err(
+                format!("{f}.health"),
+                format!("unknown probe `{h}`: expected live or ready"),
+            );
+        }
+        return probe.map(Action::Health);
     }
     let rs = r.respond.as_ref()?;
     let status = rs.status.unwrap_or(200);

@@ -123,6 +123,8 @@ pub struct RawRoute {
     pub upstream: Option<Text>,
     pub redirect: Option<RawRedirect>,
     pub respond: Option<RawRespond>,
+    /// `live` or `ready`: a built-in probe answer.
+    pub health: Option<Text>,
     pub strip_prefix: Option<u32>,
     pub prefix_path: Option<Text>,
     pub rewrite: Option<RawRewrite>,

@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderValue, Method};
 
 use pattern::{PathPattern, Seg};
 use predicates::{headers_match, query_match};
-pub use route::{Action, Rank, Route};
+pub use route::{Action, Probe, Rank, Route};
 
 /// What a lookup sees of the request.
 pub struct RequestView<'a> {

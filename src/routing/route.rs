@@ -52,6 +52,34 @@ pub enum Action {
         body: Bytes,
         content_type: HeaderValue,
     },
+    /// A built-in probe answered by the gateway itself (pipeline step 3).
+    Health(Probe),
+}
+
+/// Which probe a `health:` route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// 200 while the process serves.
+    Live,
+    /// 200 once every auth provider has a usable key set, else 503.
+    Ready,
+}
+
+impl Probe {
+    pub fn parse(s: &str) -> Option<Probe> {
+        match s {
+            "live" => Some(Probe::Live),
+            "ready" => Some(Probe::Ready),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::Live => "live",
+            Probe::Ready => "ready",
+        }
+    }
 }
 
 /// Ordering key between routes matching the same request: higher wins.
