@@ -81,9 +81,7 @@ def make_keys(tmp):
     pub = os.path.join(tmp, "rsa.pub.pem")
     subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
     subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-out", pub], check=True, capture_output=True)
-    secret = os.urandom(32)
-    with open(os.path.join(tmp, "hs.key"), "wb") as f:
-        f.write(secret)
+    secret = os.urandom(32).hex()  # 64 ASCII characters: the HMAC key on both sides
     return key, pub, secret
 
 
@@ -95,9 +93,9 @@ def claims(i):
 def hs256_tokens(secret, n):
     out = []
     for i in range(n):
-        h = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "hs"}).encode())
+        h = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
         p = b64url(json.dumps(claims(i)).encode())
-        sig = hmac.new(secret, f"{h}.{p}".encode(), hashlib.sha256).digest()
+        sig = hmac.new(secret.encode(), f"{h}.{p}".encode(), hashlib.sha256).digest()
         out.append(f"{h}.{p}.{b64url(sig)}")
     return out
 
@@ -116,7 +114,7 @@ def rs256_tokens(key_path, n):
                                   check=True, capture_output=True).stdout
     out = []
     for i in range(n):
-        h = b64url(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "rs"}).encode())
+        h = b64url(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
         p = b64url(json.dumps(claims(i)).encode())
         out.append(f"{h}.{p}.{b64url(sign(f'{h}.{p}'.encode()))}")
     return out
@@ -233,7 +231,7 @@ http {{ access_log off; keepalive_requests 1000000;
 
 
 def haproxy(tmp, port, ups, jwt=None, h2=False):
-    conf = os.path.join(tmp, f"haproxy-{jwt or 'plain'}.cfg")
+    conf = os.path.join(tmp, f"haproxy-{jwt[0] if jwt else 'plain'}{'-h2' if h2 else ''}.cfg")
     servers = "\n".join(f"  server s{i} 127.0.0.1:{p}" for i, p in enumerate(ups))
     rules = ""
     if jwt:
@@ -250,7 +248,7 @@ def haproxy(tmp, port, ups, jwt=None, h2=False):
     with open(conf, "w") as f:
         f.write(f"""global
   nbthread 1
-  maxconn 20000
+  maxconn 8000
 defaults
   mode http
   timeout connect 5s
@@ -268,7 +266,7 @@ backend be
 
 
 def gwanmun(tmp, port, ups, auth=None):
-    conf = os.path.join(tmp, f"gwanmun-{auth or 'plain'}.yaml")
+    conf = os.path.join(tmp, f"gwanmun-{'jwt' if auth else 'plain'}.yaml")
     eps = ", ".join(f'"127.0.0.1:{p}"' for p in ups)
     with open(conf, "w") as f:
         f.write(f"""listeners: [{{ name: bench, bind: "127.0.0.1:{port}" }}]
@@ -293,7 +291,7 @@ def run_wrk(port, conns, seconds, script=None):
     argv = ["taskset", "-c", "1", tool("wrk"), "-t", "1", "-c", str(conns), "-d", f"{seconds}s",
             "--latency", f"http://127.0.0.1:{port}/api/bench"]
     if script:
-        argv[5:5] = ["-s", script]
+        argv[4:4] = ["-s", script]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
     res = {"requests": 0, "rps": 0.0, "p50_ms": None, "p99_ms": None, "errors": 0}
     for line in out.splitlines():
@@ -332,7 +330,11 @@ def to_ms(v):
 
 
 def measure(proc, port, conns, seconds, script=None, h2=False):
-    wait_port(port)
+    try:
+        wait_port(port)
+    except RuntimeError:
+        err = proc.p.stderr.read().decode(errors="replace") if proc.p.poll() is not None else ""
+        raise RuntimeError(f"{' '.join(proc.argv)} did not start: {err[-2000:]}")
     idle = proc.rss_mib()
     cpu0 = proc.cpu_seconds()
     res = run_h2load(port, seconds) if h2 else run_wrk(port, conns, seconds, script)
@@ -368,7 +370,6 @@ def main():
         for p in ups:
             wait_port(p)
         key, pub, secret = make_keys(tmp)
-        hs_key = os.path.join(tmp, "hs.key")
         n_tokens = 10_000
         log("minting tokens")
         rs = rs256_tokens(key, n_tokens)
@@ -389,7 +390,7 @@ def main():
             "haproxy-jwt-rs256": (lambda port: haproxy(tmp, port, ups, jwt=("RS256", pub)),
                                   [("one-token-c64", 64, scripts["rs_one"], False),
                                    ("many-tokens-c64", 64, scripts["rs_many"], False)]),
-            "haproxy-jwt-hs256": (lambda port: haproxy(tmp, port, ups, jwt=("HS256", hs_key)),
+            "haproxy-jwt-hs256": (lambda port: haproxy(tmp, port, ups, jwt=("HS256", secret)),
                                   [("many-tokens-c64", 64, scripts["hs_many"], False)]),
             "nginx-h2": (lambda port: nginx_proxy(tmp, port, ups, h2=True), [("h2-c64x4", 64, None, True)]),
             "haproxy-h2": (lambda port: haproxy(tmp, port, ups, h2=True), [("h2-c64x4", 64, None, True)]),
@@ -426,10 +427,18 @@ def main():
 
 
 def gwanmun_auth_config(pub, secret, tmp):
-    """Auth routes for gwanmun once JWT support exists (docs/auth.md); None before."""
-    if not os.path.exists(os.path.join(ROOT, "src/auth")):
-        return None
-    return None  # filled in by the JWT work: see docs/performance.md
+    """The same checks as the HAProxy jwt_verify candidates: signature with the
+    algorithm pinned, exp checked (plus iss and aud, which HAProxy skips)."""
+    return f"""auth:
+  default: required
+  providers:
+    - name: bench
+      issuer: https://auth.bench
+      audiences: [bench-api]
+      algorithms: [RS256, HS256]
+      public_key_pem: {pub}
+      secret: "{secret}"
+"""
 
 
 def median(xs):
