@@ -2,12 +2,12 @@
 //! idle connections (HTTP/1.1 and HTTP/2), and `max_connections`.
 
 mod support;
+use support::gated::gated_upstream;
 use support::*;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,57 +18,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
-/// An upstream that holds every response until released; counts arrivals.
-struct Gated {
-    addr: SocketAddr,
-    arrived: Arc<AtomicUsize>,
-    release: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Gated {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn gated_upstream() -> Gated {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let arrived = Arc::new(AtomicUsize::new(0));
-    let (release, rx) = watch::channel(false);
-    let arrived2 = arrived.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let arrived = arrived2.clone();
-            let rx = rx.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let arrived = arrived.clone();
-                    let mut rx = rx.clone();
-                    async move {
-                        let _ = req.into_body().collect().await;
-                        arrived.fetch_add(1, Ordering::SeqCst);
-                        let _ = rx.wait_for(|open| *open).await;
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from("released"))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    Gated {
-        addr,
-        arrived,
-        release,
-        task,
-    }
-}
 
 fn limits_config(upstream: SocketAddr, limits: &str, listener_extra: &str) -> String {
     format!(

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bin;
+pub mod gated;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
