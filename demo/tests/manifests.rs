@@ -86,18 +86,23 @@ fn gateway_deployment_probes_and_drain() {
     assert_eq!(spec["replicas"], 2);
     let pod = &spec["template"]["spec"];
     let c = &pod["containers"][0];
-    for probe in ["readinessProbe", "livenessProbe"] {
-        assert_eq!(c[probe]["httpGet"]["path"], "/healthz", "{probe}");
-    }
-    // The probe path is a fixed `respond` route of the ConfigMap's config.
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/livez");
+    // The probe paths are the gateway's own `health` routes in the ConfigMap's
+    // config: readiness waits for the signing keys.
     let text = get(&all, "ConfigMap/gwanmun-config")["data"]["gwanmun.yaml"]
         .as_str()
         .expect("config");
     let cfg: Value = serde_saphyr::from_str(text).expect("yaml");
     let routes = cfg["routes"].as_array().expect("routes");
-    assert!(routes
-        .iter()
-        .any(|r| r["match"]["path"] == "/healthz" && r["respond"]["status"] == 200));
+    for (path, kind) in [("/readyz", "ready"), ("/livez", "live")] {
+        assert!(
+            routes
+                .iter()
+                .any(|r| r["match"]["path"] == path && r["health"] == kind),
+            "{path} must be a `health: {kind}` route"
+        );
+    }
     // preStop + drain fit in the grace period.
     let grace = pod["terminationGracePeriodSeconds"]
         .as_u64()
