@@ -58,11 +58,17 @@ Ctrl-C stops everything.\n"
 
 async fn echo(name: &'static str, listener: TcpListener) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| async move {
                 let (parts, body) = req.into_parts();
-                let size = body.collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+                let size = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes().len())
+                    .unwrap_or(0);
                 let headers: serde_json::Map<String, serde_json::Value> = parts
                     .headers
                     .iter()
