@@ -21,6 +21,16 @@ impl Drop for Demo {
     }
 }
 
+/// The README shows the same walk-through, so what runs here is what it prints.
+#[test]
+fn readme_carries_the_same_walkthrough() {
+    let readme = include_str!("../../README.md");
+    let at = readme
+        .find("## Walk-through")
+        .expect("a Walk-through section in README.md");
+    assert_eq!(sh_block(&readme[at..]), sh_block(WALKTHROUGH));
+}
+
 /// The first fenced `sh` block.
 fn sh_block(markdown: &str) -> String {
     let start = markdown.find("```sh\n").expect("a ```sh block") + "```sh\n".len();
