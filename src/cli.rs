@@ -193,12 +193,22 @@ pub fn summary(file: &str, snap: &Snapshot) -> String {
     }
     let _ = writeln!(s, "upstreams ({}):", snap.upstreams.len());
     for u in &snap.upstreams {
-        let eps: Vec<String> = u
-            .endpoints
-            .iter()
-            .map(|e| format!("{} (w{})", e.authority, e.weight))
-            .collect();
-        let _ = writeln!(s, "  {} [{:?}] {}", u.name, u.protocol, eps.join(", "));
+        use crate::upstream::spec::DnsTarget;
+        let eps = match &u.discovery {
+            Some(d) => match &d.target {
+                DnsTarget::Host { host, port } => {
+                    format!("dns {host}:{port} every {:?}", d.refresh)
+                }
+                DnsTarget::Srv(name) => format!("dns srv {name} every {:?}", d.refresh),
+            },
+            None => u
+                .endpoints
+                .iter()
+                .map(|e| format!("{} (w{})", e.authority, e.weight))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let _ = writeln!(s, "  {} [{:?}, {:?}] {eps}", u.name, u.protocol, u.balance);
     }
     let routes = snap.router.routes();
     let _ = writeln!(s, "routes ({}):", routes.len());
