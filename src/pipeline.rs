@@ -15,6 +15,7 @@
 //! Each step either continues with what it computed or ends the request with
 //! a [`GatewayError`], which has exactly one mapping to status and body.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -68,6 +69,8 @@ impl Active {
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
+    /// The peer's address formatted once for the forwarding headers.
+    pub peer_ip: forwarded::Peer,
     pub listener: Arc<str>,
     /// `http` (TLS listeners will say `https`).
     pub scheme: &'static str,
@@ -92,7 +95,9 @@ pub async fn handle(
     conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let started = Instant::now();
+    // Only the access log reads the clock and the path (step 10).
+    let log = observability::access_log_enabled();
+    let started = log.then(Instant::now);
     let mut ctx = RequestCtx {
         peer: conn.peer,
         client_ip: conn.peer.ip(),
@@ -103,7 +108,7 @@ pub async fn handle(
         path: None,
     };
     let method = req.method().clone();
-    let mut resp = match steps(active, conn, &mut ctx, req).await {
+    let mut resp = match steps(active, conn, &mut ctx, req, log).await {
         Ok(resp) => resp,
         Err(e) => {
             ctx.error = Some(e.code());
@@ -113,7 +118,9 @@ pub async fn handle(
     resp.headers_mut()
         .insert(&X_REQUEST_ID, ctx.request_id.clone());
     // 10. record
-    observability::access_log(&ctx, &method, resp.status(), started.elapsed());
+    if let Some(started) = started {
+        observability::access_log(&ctx, &method, resp.status(), started.elapsed());
+    }
     resp
 }
 
@@ -122,18 +129,19 @@ async fn steps(
     conn: &ConnInfo,
     ctx: &mut RequestCtx,
     req: Request<Incoming>,
+    log: bool,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let snap = &*active.snapshot;
     let (mut parts, body) = req.into_parts();
 
     // 1. sanitize
     let clean = sanitize::request(snap, ctx, &mut parts)?;
-    if observability::access_log_enabled() {
-        ctx.path = Some(clean.path.clone());
+    if log {
+        ctx.path = Some(clean.path.as_str().to_owned());
     }
 
     // 2. route
-    let route = select_route(snap, &parts, &clean.path)?;
+    let route = select_route(snap, &parts, clean.path.as_str())?;
     ctx.route = Some(route.id.clone());
 
     // 3. local answer
@@ -141,7 +149,7 @@ async fn steps(
         Action::Proxy { upstream } => &active.upstreams[*upstream],
         Action::Health(probe) => return probe_answer(*probe, &active.auth, route),
         Action::Redirect { .. } | Action::Respond { .. } => {
-            return Ok(local_answer(route, &clean.path, parts.uri.query()));
+            return Ok(local_answer(route, clean.path.as_str(), parts.uri.query()));
         }
     };
 
@@ -159,7 +167,7 @@ async fn steps(
     if declared_too_large(&parts.headers, route.max_body) {
         return Err(GatewayError::PayloadTooLarge);
     }
-    let path_and_query = upstream_target(route, &clean.path, parts.uri.query())?;
+    let path_and_query = upstream_target(route, &clean.path, &parts.uri)?;
     let client_upgrade = if clean.websocket {
         parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
     } else {
@@ -209,7 +217,14 @@ fn select_route<'s>(
     parts: &Parts,
     path: &str,
 ) -> Result<&'s Route, GatewayError> {
-    let host = request_host(&parts.uri, &parts.headers).map(|h| h.to_ascii_lowercase());
+    // Lower-cased for matching; a copy only when it has upper case.
+    let host = request_host(&parts.uri, &parts.headers).map(|h| {
+        if h.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(h.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(h)
+        }
+    });
     let view = RequestView {
         method: &parts.method,
         path,
@@ -290,17 +305,25 @@ fn probe_answer(
 }
 
 /// The path (after the route's rewrite) and the client's query, untouched.
+/// A normal path without a rewrite goes as the client sent it (authentication
+/// may have removed a token from the query: `uri` is the current target).
 fn upstream_target(
     route: &Route,
-    path: &str,
-    query: Option<&str>,
+    path: &sanitize::NormalPath,
+    uri: &http::Uri,
 ) -> Result<PathAndQuery, GatewayError> {
-    let mut target = if route.rewrite.is_identity() {
-        path.to_owned()
+    let identity = route.rewrite.is_identity();
+    if let (true, sanitize::NormalPath::Unchanged(_), Some(pq)) =
+        (identity, path, uri.path_and_query())
+    {
+        return Ok(pq.clone());
+    }
+    let mut target = if identity {
+        path.as_str().to_owned()
     } else {
-        route.rewrite.apply(path)
+        route.rewrite.apply(path.as_str())
     };
-    if let Some(q) = query {
+    if let Some(q) = uri.query() {
         target.push('?');
         target.push_str(q);
     }
@@ -327,7 +350,7 @@ fn rewrite_request_headers(
     forwarded::set_forwarding_headers(
         &mut parts.headers,
         trusted,
-        ctx.peer.ip(),
+        &conn.peer_ip,
         ctx.client_ip,
         conn.scheme,
         host.clone(),

@@ -110,9 +110,7 @@ impl AuthRuntime {
 /// Step 1 helper: removes every header any provider sets from claims, so a
 /// client can never supply its own identity, on any route.
 pub fn strip_identity_headers(cfg: &AuthConfig, headers: &mut HeaderMap) {
-    for h in &cfg.identity_headers {
-        headers.remove(h);
-    }
+    crate::proxy::headers::remove_all(headers, &cfg.identity_headers);
 }
 
 fn reject(r: Reason) -> GatewayError {

@@ -26,7 +26,30 @@ use std::net::IpAddr;
 use http::header::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
 
-use super::headers::FORWARDING;
+use super::headers::{remove_all, FORWARDING};
+
+/// The TCP peer's address, canonical and formatted once per connection:
+/// every request on it sends the same `X-Forwarded-For` entry.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub ip: IpAddr,
+    pub header: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(ip: IpAddr) -> Peer {
+        let ip = canonical(ip);
+        Peer {
+            ip,
+            header: ip_header(ip),
+        }
+    }
+}
+
+fn ip_header(ip: IpAddr) -> HeaderValue {
+    // An IP address always formats to a valid header value.
+    HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
+}
 
 #[derive(Debug, Clone, Default)]
 pub enum TrustedProxies {
@@ -119,12 +142,11 @@ fn xff_entries(headers: &HeaderMap) -> Vec<&str> {
 pub fn set_forwarding_headers(
     headers: &mut HeaderMap,
     trusted_peer: bool,
-    peer: IpAddr,
+    peer: &Peer,
     client: IpAddr,
     proto: &'static str,
     host: Option<HeaderValue>,
 ) {
-    let peer = canonical(peer);
     let incoming_xff = if trusted_peer {
         let entries = xff_entries(headers);
         (!entries.is_empty()).then(|| entries.join(", "))
@@ -132,24 +154,27 @@ pub fn set_forwarding_headers(
         None
     };
     if !trusted_peer {
-        for n in &FORWARDING {
-            headers.remove(n);
-        }
+        remove_all(headers, &FORWARDING);
     }
     let xff = match incoming_xff {
-        Some(chain) => format!("{chain}, {peer}"),
-        None => peer.to_string(),
+        Some(chain) => HeaderValue::from_str(&format!("{chain}, {}", peer.ip)).ok(),
+        None => Some(peer.header.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(&XFF, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&canonical(client).to_string()) {
-        headers.insert(&X_REAL_IP, v);
-    }
-    if !headers.contains_key(&XFP) {
+    let client = canonical(client);
+    let real_ip = if client == peer.ip {
+        peer.header.clone()
+    } else {
+        ip_header(client)
+    };
+    headers.insert(&X_REAL_IP, real_ip);
+    // From an untrusted peer both were just removed.
+    if !trusted_peer || !headers.contains_key(&XFP) {
         headers.insert(&XFP, HeaderValue::from_static(proto));
     }
-    if !headers.contains_key(&XFH) {
+    if !trusted_peer || !headers.contains_key(&XFH) {
         if let Some(h) = host {
             headers.insert(&XFH, h);
         }
@@ -251,7 +276,7 @@ mod tests {
         set_forwarding_headers(
             &mut h,
             false,
-            ip("203.0.113.9"),
+            &Peer::new(ip("203.0.113.9")),
             ip("203.0.113.9"),
             "http",
             Some(HeaderValue::from_static("api.example.com")),
@@ -267,9 +292,19 @@ mod tests {
     fn forwarding_headers_from_trusted_are_appended() {
         let mut h = xff("1.2.3.4");
         h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        set_forwarding_headers(&mut h, true, ip("10.0.0.1"), ip("1.2.3.4"), "http", None);
+        let peer = Peer::new(ip("10.0.0.1"));
+        set_forwarding_headers(&mut h, true, &peer, ip("1.2.3.4"), "http", None);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-real-ip"], "1.2.3.4");
+    }
+
+    #[test]
+    fn mapped_ipv6_peer_is_written_as_ipv4() {
+        let mut h = HeaderMap::new();
+        let peer = Peer::new(ip("::ffff:10.0.0.7"));
+        set_forwarding_headers(&mut h, false, &peer, ip("::ffff:10.0.0.7"), "http", None);
+        assert_eq!(h["x-forwarded-for"], "10.0.0.7");
+        assert_eq!(h["x-real-ip"], "10.0.0.7");
     }
 }

@@ -58,13 +58,26 @@ pub fn is_reserved_request_header(name: &HeaderName) -> bool {
 /// Runs before the gateway adds any header of its own, so a client naming
 /// `X-Forwarded-For` in `Connection` only removes its own copy.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Connection is itself hop-by-hop: no hop-by-hop name present, nothing
+    // to do (the common case for requests).
+    if !any_present(headers, &HOP_BY_HOP) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
+        // Only names of headers actually present matter (header names are
+        // stored lower-case): `close` or `keep-alive` alone allocates nothing.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .filter_map(|t| {
+                let t = t.trim();
+                headers
+                    .keys()
+                    .find(|k| k.as_str().eq_ignore_ascii_case(t))
+                    .cloned()
+            })
             .collect();
         for n in named {
             // Host and Content-Length are end-to-end and frame the request
@@ -74,14 +87,39 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             }
         }
     }
-    for n in &HOP_BY_HOP {
-        headers.remove(n);
+    // Remove only the hop-by-hop headers present (usually just Connection):
+    // one pass over the headers instead of a hash lookup per name.
+    let mut present = 0u16;
+    for k in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            present |= 1 << i;
+        }
+    }
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(n);
+        }
     }
 }
 
 pub fn strip_never_forwarded(headers: &mut HeaderMap) {
-    for n in &NEVER_FORWARDED {
-        headers.remove(n);
+    remove_all(headers, &NEVER_FORWARDED);
+}
+
+/// Whether any header in `names` is present. One pass over the headers the
+/// request has (few, and comparing names is cheap) instead of one hash
+/// lookup per name.
+pub fn any_present(headers: &HeaderMap, names: &[HeaderName]) -> bool {
+    headers.keys().any(|k| names.contains(k))
+}
+
+/// Removes every header in `names`; costs one pass over the headers when
+/// none of them is present (most requests).
+pub fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
+    if any_present(headers, names) {
+        for n in names {
+            headers.remove(n);
+        }
     }
 }
 
@@ -204,6 +242,24 @@ mod tests {
             2,
             "Host and Content-Length survive being named in Connection"
         );
+    }
+
+    #[test]
+    fn remove_all_removes_every_listed_header_and_only_those() {
+        let names = [HeaderName::from_static("x-a"), header::FORWARDED];
+        let mut h = map(&[
+            ("x-a", "1"),
+            ("x-a", "2"),
+            ("forwarded", "for=x"),
+            ("x-b", "3"),
+        ]);
+        assert!(any_present(&h, &names));
+        remove_all(&mut h, &names);
+        assert!(!any_present(&h, &names));
+        assert_eq!(h.len(), 1);
+        let mut none = map(&[("x-b", "3")]);
+        remove_all(&mut none, &names);
+        assert_eq!(none.len(), 1);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! route or policy decision. Framing checks, hop-by-hop and never-forwarded
 //! headers removed, the client address derived, the path normalized.
 
+use std::borrow::Cow;
+
 use http::request::Parts;
+use http::uri::PathAndQuery;
 use http::Version;
 
 use super::headers::{framing_error, strip_hop_by_hop, strip_never_forwarded, wants_trailers};
@@ -11,10 +14,27 @@ use crate::errors::GatewayError;
 use crate::pipeline::RequestCtx;
 use crate::routing::path::normalize;
 
+/// The normalized path: what routing, policies and the upstream see.
+#[derive(Debug)]
+pub enum NormalPath {
+    /// The request's path was already normal (the common case): a cheap
+    /// shared copy of the request target, no new string.
+    Unchanged(PathAndQuery),
+    Normalized(String),
+}
+
+impl NormalPath {
+    pub fn as_str(&self) -> &str {
+        match self {
+            NormalPath::Unchanged(pq) => pq.path(),
+            NormalPath::Normalized(p) => p,
+        }
+    }
+}
+
 /// What sanitizing learned that later steps need.
 pub struct Sanitized {
-    /// The normalized path: what routing, policies and the upstream see.
-    pub path: String,
+    pub path: NormalPath,
     /// The client sent `Connection: Upgrade` + `Upgrade: websocket`.
     pub websocket: bool,
     /// The client sent `TE: trailers` (gRPC).
@@ -49,9 +69,15 @@ pub fn request(
     strip_hop_by_hop(&mut parts.headers);
     strip_never_forwarded(&mut parts.headers);
     ctx.client_ip = snap.trusted.client_ip(ctx.peer.ip(), &parts.headers);
-    let path = normalize(parts.uri.path(), snap.paths)
+    let path = match normalize(parts.uri.path(), snap.paths)
         .map_err(|e| GatewayError::BadRequest(e.message()))?
-        .into_owned();
+    {
+        Cow::Owned(p) => NormalPath::Normalized(p),
+        Cow::Borrowed(_) => match parts.uri.path_and_query() {
+            Some(pq) => NormalPath::Unchanged(pq.clone()),
+            None => NormalPath::Normalized(parts.uri.path().to_owned()),
+        },
+    };
     Ok(Sanitized {
         path,
         websocket,

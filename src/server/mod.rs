@@ -132,6 +132,7 @@ async fn accept_loop(
         let gw = gw.clone();
         let info = ConnInfo {
             peer,
+            peer_ip: crate::proxy::forwarded::Peer::new(peer.ip()),
             listener: spec.name.clone(),
             scheme: "http",
         };

@@ -77,7 +77,10 @@ pub async fn run(
         let Some(ep) = balance::pick(&up.balance, &set, &st.cursor, &cx) else {
             break;
         };
-        tried.push(ep.id);
+        if attempts > 1 {
+            // Only a retry reads it: a single try allocates nothing.
+            tried.push(ep.id);
+        }
         let head = if n + 1 == attempts {
             parts.take()
         } else {
