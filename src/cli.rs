@@ -11,7 +11,7 @@ use crate::config::{self, Snapshot};
 use crate::observability::{self, LogFormat};
 use crate::routing::path::normalize;
 use crate::routing::{Action, RequestView, Selection};
-use crate::server::{Gateway, Server};
+use crate::server::{shards, Gateway};
 
 const EXAMPLES: &str = "Examples:
   gwanmun run -c examples/gwanmun.yaml
@@ -37,7 +37,8 @@ pub enum Command {
         log_level: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Auto)]
         log_format: Format,
-        /// Worker threads (default: one per CPU).
+        /// Worker threads, each a single-threaded runtime with its own copy
+        /// of every listener (SO_REUSEPORT) (default: one per CPU).
         #[arg(long, value_name = "N")]
         threads: Option<usize>,
     },
@@ -128,11 +129,13 @@ fn run(path: PathBuf, threads: Option<usize>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = threads.filter(|n| *n > 0) {
-        builder.worker_threads(n);
-    }
-    let rt = match builder.enable_all().build() {
+    let threads = threads
+        .filter(|n| *n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1);
+    // This thread's runtime serves the first shard and runs the background
+    // tasks (health checks, discovery, JWKS refresh); see `server::shards`.
+    let rt = match shards::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");
@@ -141,14 +144,17 @@ fn run(path: PathBuf, threads: Option<usize>) -> ExitCode {
     };
     rt.block_on(async move {
         let gw = Gateway::new(snap);
-        let server = match Server::bind(gw).await {
+        let bound = match shards::bind(gw, threads).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "cannot bind");
                 return ExitCode::from(1);
             }
         };
-        server.run(shutdown_signal()).await;
+        if let Err(e) = shards::serve(bound, shutdown_signal()).await {
+            tracing::error!(error = %e, "cannot start the worker runtimes");
+            return ExitCode::from(1);
+        }
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })

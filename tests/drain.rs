@@ -37,9 +37,10 @@ async fn read_response(s: &mut TcpStream, body: &str) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-async fn drains_on(signal: &str) {
+async fn drains_on(signal: &str, threads: &str) {
     let gated = gated_upstream().await;
-    let mut gw = GwProcess::start(&drain_config(gated.addr, "30s")).await;
+    let cfg = drain_config(gated.addr, "30s");
+    let mut gw = GwProcess::start_with(&cfg, &["--threads", threads]).await;
 
     // An idle keep-alive connection that has served one request.
     let mut idle = TcpStream::connect(gw.addr).await.expect("connect");
@@ -106,12 +107,20 @@ async fn drains_on(signal: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_and_exits_zero() {
-    drains_on("TERM").await;
+    drains_on("TERM", "1").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_drains_in_flight_requests_and_exits_zero() {
-    drains_on("INT").await;
+    drains_on("INT", "1").await;
+}
+
+/// With several worker runtimes every one stops accepting (each has its own
+/// copy of the listener) and the in-flight request on whichever runtime
+/// took it still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_worker_runtime_drains() {
+    drains_on("TERM", "3").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,9 @@
 //! Listeners and connections: accept with a per-listener connection cap,
 //! serve HTTP/1.1 and HTTP/2 (h2c prior knowledge) on the same port, enforce
 //! header-read and idle timeouts, and drain gracefully on shutdown.
+//! [`shards`]: one current-thread runtime per worker thread for `run`.
+
+pub mod shards;
 
 use std::future::Future;
 use std::net::SocketAddr;

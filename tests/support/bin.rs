@@ -80,6 +80,11 @@ impl GwProcess {
     /// starts `gwanmun run -c` on it, waiting (bounded) until it accepts
     /// connections.
     pub async fn start(yaml: &str) -> GwProcess {
+        GwProcess::start_with(yaml, &[]).await
+    }
+
+    /// As [`GwProcess::start`], with more `run` arguments (e.g. `--threads`).
+    pub async fn start_with(yaml: &str, extra: &[&str]) -> GwProcess {
         // The free port can be taken by someone else between the check and
         // the bind; retry a few times with a fresh port in that case.
         for _ in 0..5 {
@@ -92,6 +97,7 @@ impl GwProcess {
                 .arg("-c")
                 .arg(&cfg)
                 .args(["--log-level", "warn", "--log-format", "text"])
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
