@@ -23,6 +23,7 @@ const ECHOES: [(&str, &str); 3] = [
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     gwanmun::observability::init(Some("info"), gwanmun::observability::LogFormat::Text);
+    let shutdown = gwanmun::cli::shutdown_signal();
     for (name, addr) in ECHOES {
         let listener = TcpListener::bind(addr)
             .await
@@ -34,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = gwanmun::server::Server::bind(gwanmun::server::Gateway::new(snap)).await?;
     let addr = server.local_addrs()[0];
     print_tour(addr);
-    server.run(gwanmun::cli::shutdown_signal()).await;
+    server.run(shutdown).await;
     Ok(())
 }
 

@@ -143,6 +143,7 @@ fn run(path: PathBuf, threads: Option<usize>) -> ExitCode {
         }
     };
     rt.block_on(async move {
+        let shutdown = shutdown_signal();
         let gw = Gateway::new(snap);
         let bound = match shards::bind(gw, threads).await {
             Ok(s) => s,
@@ -151,7 +152,7 @@ fn run(path: PathBuf, threads: Option<usize>) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        if let Err(e) = shards::serve(bound, shutdown_signal()).await {
+        if let Err(e) = shards::serve(bound, shutdown).await {
             tracing::error!(error = %e, "cannot start the worker runtimes");
             return ExitCode::from(1);
         }
@@ -160,25 +161,37 @@ fn run(path: PathBuf, threads: Option<usize>) -> ExitCode {
     })
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the SIGTERM and SIGINT handlers at once and returns a future
+/// that resolves on either. Call it before binding: a signal that arrives
+/// while the listeners are bound but before the future is first polled is
+/// then a graceful shutdown, not the default (fatal) action.
+/// Must be called inside a tokio runtime.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -118,6 +118,8 @@ pub async fn run(
         ));
     }
 
+    // Handlers first: a signal during start-up is a clean stop, not a kill.
+    let shutdown = gwanmun::cli::shutdown_signal();
     let gateway = gwanmun::server::Gateway::new(snapshot);
     let server = gwanmun::server::Server::bind(gateway.clone()).await?;
     let addr = *server
@@ -127,7 +129,7 @@ pub async fn run(
     wait_for_keys(&gateway).await;
     print_tour(addr, &addrs, &settings);
 
-    let drained = server.run(gwanmun::cli::shutdown_signal()).await;
+    let drained = server.run(shutdown).await;
     let _ = stop_tx.send(true);
     while services.join_next().await.is_some() {}
     println!(
@@ -201,6 +203,7 @@ pub async fn run_service(
     if let (crate::Service::Auth(auth), Some((email, password))) = (&service, &admin) {
         auth.seed_admin(email, password).await?;
     }
+    let shutdown = gwanmun::cli::shutdown_signal();
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("{} on {listen}: {e}", kind.name()))?;
@@ -212,7 +215,7 @@ pub async fn run_service(
         replica.into(),
         stop_rx,
     ));
-    gwanmun::cli::shutdown_signal().await;
+    shutdown.await;
     let _ = stop_tx.send(true);
     let _ = serving.await;
     Ok(())

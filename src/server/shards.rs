@@ -118,28 +118,47 @@ pub async fn serve(
         };
         ready.push((rt, server));
     }
-    let mut threads: Vec<JoinHandle<bool>> = Vec::new();
+    // Upstream connections are pooled across shards, and a pooled
+    // connection is driven by a task on the runtime that opened it. So no
+    // runtime may stop (and drop its tasks) until every shard has drained:
+    // each shard reports, then keeps its runtime running until released.
+    let (release_tx, release_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<bool>();
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for (i, (rt, server)) in ready.into_iter().enumerate() {
         let mut stop = stop_rx.clone();
+        let mut release = release_rx.clone();
+        let done = done_tx.clone();
         let t = std::thread::Builder::new()
             .name(format!("gwanmun-{}", i + 1))
             .spawn(move || {
-                rt.block_on(server.run(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                }))
+                rt.block_on(async move {
+                    let drained = server
+                        .run(async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        })
+                        .await;
+                    let _ = done.send(drained);
+                    let _ = release.wait_for(|r| *r).await;
+                });
             })?;
         threads.push(t);
     }
+    drop(done_tx);
     let mut drained = first
         .run(async {
             shutdown.await;
             let _ = stop_tx.send(true);
         })
         .await;
+    // Each shard bounds its own drain by the drain timeout.
+    for _ in 0..threads.len() {
+        drained &= done_rx.recv().await.unwrap_or(false);
+    }
+    let _ = release_tx.send(true);
     for t in threads {
-        // Each shard bounds its own drain by the drain timeout.
         let joined = tokio::task::spawn_blocking(move || t.join()).await;
-        drained &= matches!(joined, Ok(Ok(true)));
+        drained &= matches!(joined, Ok(Ok(())));
     }
     Ok(drained)
 }
