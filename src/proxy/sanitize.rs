@@ -46,6 +46,11 @@ pub fn request(
     ctx: &mut RequestCtx,
     parts: &mut Parts,
 ) -> Result<Sanitized, GatewayError> {
+    // Oversized heads get the JSON 431 here; the HTTP/1 parser's buffer is
+    // a few times larger and only answers (bare) for far bigger heads.
+    if head_size(parts) > snap.limits.max_header_bytes {
+        return Err(GatewayError::HeadersTooLarge);
+    }
     // Identity headers are only ever set from verified claims: a client's
     // own copy goes first, on every route, before anything reads headers.
     crate::auth::strip_identity_headers(&snap.auth, &mut parts.headers);
@@ -83,4 +88,16 @@ pub fn request(
         websocket,
         te_trailers,
     })
+}
+
+/// The request head's size as sent on HTTP/1.1: request line and header
+/// lines with their separators.
+fn head_size(parts: &Parts) -> usize {
+    let line = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + 12;
+    parts
+        .headers
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }

@@ -254,7 +254,7 @@ async fn serve_connection(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192));
+        .max_buf_size(limits.max_header_bytes.saturating_mul(4).max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
