@@ -22,7 +22,7 @@ const ECHOES: [(&str, &str); 3] = [
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    gwanmun::observability::init(Some("info"), gwanmun::observability::LogFormat::Text);
+    let _log = gwanmun::observability::init(Some("info"), gwanmun::observability::LogFormat::Text);
     let shutdown = gwanmun::cli::shutdown_signal();
     for (name, addr) in ECHOES {
         let listener = TcpListener::bind(addr)

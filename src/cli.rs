@@ -83,7 +83,7 @@ pub fn main() -> ExitCode {
                 Format::Text => LogFormat::Text,
                 Format::Json => LogFormat::Json,
             };
-            observability::init(log_level.as_deref(), format);
+            let _log = observability::init(log_level.as_deref(), format);
             run(config, threads)
         }
         Command::Check { config } => match config::load_file(&config) {

@@ -123,7 +123,8 @@ fn main() -> ExitCode {
 }
 
 fn all(args: AllArgs) -> anyhow::Result<()> {
-    gwanmun::observability::init(Some(&args.log), gwanmun::observability::LogFormat::Text);
+    let _log =
+        gwanmun::observability::init(Some(&args.log), gwanmun::observability::LogFormat::Text);
     let pair = |name: &str, v: &[u16]| -> anyhow::Result<[u16; 2]> {
         <[u16; 2]>::try_from(v)
             .map_err(|_| anyhow::anyhow!("--{name}-ports takes two ports, e.g. 9201,9202"))
@@ -160,7 +161,8 @@ fn all(args: AllArgs) -> anyhow::Result<()> {
 }
 
 fn service(args: ServiceArgs) -> anyhow::Result<()> {
-    gwanmun::observability::init(Some(&args.log), gwanmun::observability::LogFormat::Auto);
+    let _log =
+        gwanmun::observability::init(Some(&args.log), gwanmun::observability::LogFormat::Auto);
     let replica = args.replica.unwrap_or_else(|| args.kind.name().to_owned());
     let admin = args.admin_email.zip(args.admin_password);
     tokio::runtime::Builder::new_multi_thread()

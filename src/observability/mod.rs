@@ -18,9 +18,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// Keeps the background log writer running; dropping it flushes what is
+/// still queued. Hold it for the life of the process.
+#[must_use = "logs are flushed and the writer stops when the guard is dropped"]
+pub struct LogGuard {
+    _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
 /// Installs the global subscriber. `level` (e.g. "info", "gwanmun=debug")
 /// wins over `RUST_LOG`, which wins over the default "info".
-pub fn init(level: Option<&str>, format: LogFormat) {
+///
+/// Lines are written by a background thread (one access-log line per
+/// request would otherwise cost a `write` syscall on the request path). The
+/// queue is not lossy: when it is full, logging waits rather than dropping.
+pub fn init(level: Option<&str>, format: LogFormat) -> LogGuard {
     let filter = match level {
         Some(l) => EnvFilter::new(l),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -30,15 +41,23 @@ pub fn init(level: Option<&str>, format: LogFormat) {
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("gwanmun-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(!json && std::io::stderr().is_terminal())
+        .with_writer(writer);
     // A second init (tests, embedding) keeps the first subscriber.
-    let _ = if json {
+    let installed = if json {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.try_init()
     };
+    LogGuard {
+        _writer: installed.is_ok().then_some(guard),
+    }
 }
 
 /// Whether access-log lines would be emitted (so the pipeline can skip the
