@@ -7,9 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use mint::*;
 use serde_json::Value;
 use support::*;
@@ -24,12 +22,7 @@ async fn gateway(up: &Upstream, jwks: &JwksServer, extra: &str) -> Gw {
 }
 
 async fn try_token(gw: &Gw, token: &str) -> (StatusCode, Value) {
-    let req = Request::get(gw.url("/api/x"))
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let (s, _, b) = send(req).await;
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    get_with_bearer(gw, "/api/x", token).await
 }
 
 /// Retries `token` until the gateway answers `want` (bounded: 10 s).

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -134,12 +134,7 @@ async fn gateway(up: &Upstream, jwks: &TlsJwks, ca_line: &str) -> Gw {
 }
 
 async fn try_token(gw: &Gw, token: &str) -> (StatusCode, Value) {
-    let req = Request::get(gw.url("/api/x"))
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let (s, _, b) = send(req).await;
-    (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    get_with_bearer(gw, "/api/x", token).await
 }
 
 #[tokio::test]

@@ -192,6 +192,20 @@ pub async fn send(req: Request<Full<Bytes>>) -> (StatusCode, HeaderMap, Bytes) {
     (parts.status, parts.headers, body)
 }
 
+/// GET `path` with `Authorization: Bearer token`; the status and the body
+/// parsed as JSON (`Null` when it is not JSON).
+pub async fn get_with_bearer(gw: &Gw, path: &str, token: &str) -> (StatusCode, serde_json::Value) {
+    let req = Request::get(gw.url(path))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let (s, _, b) = send(req).await;
+    (
+        s,
+        serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
+    )
+}
+
 pub async fn get(url: &str) -> (StatusCode, HeaderMap, Bytes) {
     send(
         Request::get(url)
