@@ -7,16 +7,18 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
+use std::sync::Arc;
+
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 
 use super::body::{find_body_error, BodyError, RequestBody};
-use crate::config::Protocol;
 use crate::errors::GatewayError;
 use crate::routing::Route;
 use crate::upstream::body::UpstreamBody;
+use crate::upstream::endpoint::Endpoint;
+use crate::upstream::pool::{self, ResponseBody, SendError};
 use crate::upstream::spec::RetryPolicy;
 use crate::upstream::UpstreamRuntime;
 
@@ -47,7 +49,7 @@ pub async fn send(
     req: Request<RequestBody>,
     path_and_query: PathAndQuery,
     call: Call<'_>,
-) -> Result<Response<Incoming>, GatewayError> {
+) -> Result<Response<ResponseBody>, GatewayError> {
     crate::upstream::retry::run(up, req, path_and_query, call).await
 }
 
@@ -77,30 +79,27 @@ impl From<TryError> for GatewayError {
 /// One try against one endpoint, waiting at most `timeout` for the head.
 pub async fn attempt(
     up: &UpstreamRuntime,
-    authority: &Authority,
+    endpoint: &Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
     path_and_query: PathAndQuery,
     timeout: Duration,
-) -> Result<Response<Incoming>, TryError> {
-    let uri = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|_| TryError::Client(GatewayError::Internal))?;
-    *req.uri_mut() = uri;
-    *req.version_mut() = match up.protocol {
-        Protocol::Http1 => Version::HTTP_11,
-        Protocol::Http2 => Version::HTTP_2,
-    };
-    match tokio::time::timeout(timeout, up.client.request(req)).await {
+) -> Result<Response<ResponseBody>, TryError> {
+    *req.uri_mut() = Uri::from(path_and_query);
+    match tokio::time::timeout(timeout, pool::send(&up.pool, endpoint, req)).await {
         Err(_) => Err(TryError::Timeout),
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(classify(&e)),
     }
 }
 
-fn classify(e: &hyper_util::client::legacy::Error) -> TryError {
+fn classify(e: &SendError) -> TryError {
+    let e = match e {
+        SendError::Connect(e) => {
+            tracing::debug!(error = %e, "upstream connect failed");
+            return TryError::Connect;
+        }
+        SendError::Http(e) => e,
+    };
     match find_body_error(e) {
         Some(BodyError::TooLarge) => TryError::Client(GatewayError::PayloadTooLarge),
         Some(BodyError::Timeout) => TryError::Client(GatewayError::RequestTimeout),
@@ -108,12 +107,8 @@ fn classify(e: &hyper_util::client::legacy::Error) -> TryError {
             "the request body could not be read",
         )),
         None => {
-            tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
-            if e.is_connect() {
-                TryError::Connect
-            } else {
-                TryError::Reset
-            }
+            tracing::debug!(error = %e, "upstream request failed");
+            TryError::Reset
         }
     }
 }
@@ -139,6 +134,6 @@ pub fn spawn_tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade:
 }
 
 /// Whether an upstream response completes a WebSocket upgrade.
-pub fn is_switching(resp: &Response<Incoming>) -> bool {
+pub fn is_switching(resp: &Response<ResponseBody>) -> bool {
     resp.status() == StatusCode::SWITCHING_PROTOCOLS
 }

@@ -132,6 +132,7 @@ pub async fn serve(
         let t = std::thread::Builder::new()
             .name(format!("gwanmun-{}", i + 1))
             .spawn(move || {
+                crate::upstream::pool::enter_worker(i + 1);
                 rt.block_on(async move {
                     let drained = server
                         .run(async move {

@@ -4,14 +4,22 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
+use std::net::SocketAddr;
+
 use http::uri::Authority;
+
+use super::pool::{self, Conns};
 
 #[derive(Debug)]
 pub struct Endpoint {
     /// Unique within its upstream for the upstream's lifetime.
     pub id: u64,
     pub authority: Authority,
+    /// The address when the authority is an IP literal (no lookup then).
+    pub addr: Option<SocketAddr>,
     pub weight: u32,
+    /// Idle upstream connections to this endpoint.
+    pub(crate) conns: Conns,
     in_flight: AtomicU32,
     /// Active health: false once the health check saw `unhealthy` failures.
     healthy: AtomicBool,
@@ -29,8 +37,10 @@ impl Endpoint {
     pub fn new(id: u64, authority: Authority, weight: u32) -> Endpoint {
         Endpoint {
             id,
+            addr: pool::literal_addr(&authority),
             authority,
             weight: weight.max(1),
+            conns: Conns::default(),
             in_flight: AtomicU32::new(0),
             healthy: AtomicBool::new(true),
             hc_streak: AtomicI32::new(0),

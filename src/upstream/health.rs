@@ -7,30 +7,25 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use http::header::{HeaderValue, HOST, USER_AGENT};
-use http::uri::Scheme;
-use http::{Request, Uri, Version};
+use http::Request;
 use tokio::task::JoinSet;
 
 use super::body::UpstreamBody;
 use super::endpoint::Endpoint;
+use super::pool::{self, Settings};
 use super::spec::HealthCheck;
-use super::{HttpClient, State, UpstreamRuntime};
-use crate::config::Protocol;
+use super::{State, UpstreamRuntime};
 
 pub fn spawn(rt: &UpstreamRuntime, hc: HealthCheck) {
     let state = Arc::downgrade(&rt.state);
-    let client = rt.client.clone();
-    let version = match rt.protocol {
-        Protocol::Http1 => Version::HTTP_11,
-        Protocol::Http2 => Version::HTTP_2,
-    };
+    let pool = rt.pool.clone();
     let name = rt.name.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(hc.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if !round(&state, &client, &hc, version, &name).await {
+            if !round(&state, &pool, &hc, &name).await {
                 return;
             }
         }
@@ -38,13 +33,7 @@ pub fn spawn(rt: &UpstreamRuntime, hc: HealthCheck) {
 }
 
 /// One round over the current endpoints; false once the upstream is gone.
-async fn round(
-    state: &Weak<State>,
-    client: &HttpClient,
-    hc: &HealthCheck,
-    version: Version,
-    name: &str,
-) -> bool {
+async fn round(state: &Weak<State>, pool: &Settings, hc: &HealthCheck, name: &str) -> bool {
     let Some(st) = state.upgrade() else {
         return false;
     };
@@ -52,9 +41,9 @@ async fn round(
     drop(st);
     let mut checks = JoinSet::new();
     for e in set.endpoints.iter().cloned() {
-        let (client, hc) = (client.clone(), hc.clone());
+        let (pool, hc) = (pool.clone(), hc.clone());
         checks.spawn(async move {
-            let ok = probe(&client, &hc, &e, version).await;
+            let ok = probe(&pool, &hc, &e).await;
             (e, ok)
         });
     }
@@ -66,30 +55,28 @@ async fn round(
     true
 }
 
-async fn probe(client: &HttpClient, hc: &HealthCheck, e: &Endpoint, version: Version) -> bool {
-    let Ok(uri) = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(e.authority.clone())
-        .path_and_query(hc.path.clone())
-        .build()
-    else {
-        return false;
-    };
+async fn probe(pool: &Settings, hc: &HealthCheck, e: &Arc<Endpoint>) -> bool {
     let Ok(host) = HeaderValue::from_str(e.authority.as_str()) else {
         return false;
     };
-    let Ok(req) = Request::get(uri)
-        .version(version)
+    let Ok(req) = Request::get(hc.path.as_str())
         .header(HOST, host)
         .header(USER_AGENT, "gwanmun-health-check")
         .body(UpstreamBody::empty())
     else {
         return false;
     };
-    match tokio::time::timeout(hc.timeout, client.request(req)).await {
-        Ok(Ok(resp)) => hc.accepts(resp.status()),
-        _ => false,
-    }
+    let check = async {
+        let resp = pool::send(pool, e, req).await.ok()?;
+        let ok = hc.accepts(resp.status());
+        // Read to the end (within the timeout) so the connection is reused.
+        let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+        Some(ok)
+    };
+    matches!(
+        tokio::time::timeout(hc.timeout, check).await,
+        Ok(Some(true))
+    )
 }
 
 /// Applies one result to the endpoint's streak and, at a threshold, its state.

@@ -16,6 +16,7 @@ pub mod dns;
 pub mod endpoint;
 pub mod health;
 pub mod outlier;
+pub mod pool;
 pub mod retry;
 pub mod spec;
 
@@ -23,24 +24,19 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use crate::config::{Protocol, UpstreamSpec};
 use balance::EndpointSet;
-use body::UpstreamBody;
 use breaker::Breaker;
 use endpoint::Endpoint;
 use spec::{Balance, Outlier};
 
-pub type HttpClient = Client<HttpConnector, UpstreamBody>;
-
 pub struct UpstreamRuntime {
     pub name: Arc<str>,
     pub protocol: Protocol,
-    pub client: HttpClient,
+    /// How connections to the endpoints are opened and pooled.
+    pub pool: pool::Settings,
     pub balance: Balance,
     pub outlier: Option<Outlier>,
     pub breaker: Option<Breaker>,
@@ -98,17 +94,6 @@ impl UpstreamRuntime {
     /// Builds the runtime and, inside a tokio runtime, starts its health
     /// checker and DNS discovery tasks (outside one, e.g. `check`, none).
     pub fn new(spec: &UpstreamSpec) -> UpstreamRuntime {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(spec.connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(spec.pool_idle_timeout)
-            .pool_max_idle_per_host(spec.pool_max_idle_per_endpoint)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .http2_only(spec.protocol == Protocol::Http2)
-            .build(connector);
         let state = Arc::new(State::new());
         let endpoints = spec
             .endpoints
@@ -121,13 +106,14 @@ impl UpstreamRuntime {
         let rt = UpstreamRuntime {
             name: spec.name.clone(),
             protocol: spec.protocol,
-            client,
+            pool: pool::Settings::new(spec),
             balance: spec.balance.clone(),
             outlier: spec.outlier.clone(),
             breaker: spec.limits.map(Breaker::new),
             state,
         };
         if tokio::runtime::Handle::try_current().is_ok() {
+            pool::spawn_reaper(&rt.state, spec.pool_idle_timeout);
             if let Some(hc) = &spec.health_check {
                 health::spawn(&rt, hc.clone());
             }

@@ -18,11 +18,11 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::balance::{self, ClaimKey, PickCtx};
 use super::body::UpstreamBody;
+use super::pool::ResponseBody;
 use super::spec::{RetryPolicy, MIN_RETRY_CONCURRENCY};
 use super::{outlier, UpstreamRuntime};
 use crate::errors::GatewayError;
@@ -32,17 +32,19 @@ use crate::proxy::forward::{self, Call, TryError};
 const NO_ENDPOINT: GatewayError =
     GatewayError::ServiceUnavailable("no healthy upstream endpoint is available");
 
-type TryResult = Result<Response<Incoming>, TryError>;
+type TryResult = Result<Response<ResponseBody>, TryError>;
 
 pub async fn run(
     up: &UpstreamRuntime,
     req: Request<RequestBody>,
     pq: PathAndQuery,
     call: Call<'_>,
-) -> Result<Response<Incoming>, GatewayError> {
+) -> Result<Response<ResponseBody>, GatewayError> {
     let deadline = Instant::now() + call.timeout;
+    // Waiting for a breaker slot is the exception: boxed, so the common
+    // request's future does not carry its state.
     let _slot = match &up.breaker {
-        Some(b) => Some(b.enter(call.timeout).await?),
+        Some(b) => Some(Box::pin(b.enter(call.timeout)).await?),
         None => None,
     };
     let st = &*up.state;
@@ -52,11 +54,70 @@ pub async fn run(
     let policy = call
         .retry
         .filter(|p| p.attempts > 1 && (p.non_idempotent || parts.method.is_idempotent()));
-    let (mut stream, replay) = prepare_body(body, &parts.headers, policy).await?;
-    let attempts = match (policy, &replay) {
-        (Some(p), Some(_)) => p.attempts,
-        _ => 1,
+    let Some(policy) = policy else {
+        // One try, the body streamed: the common case, kept small.
+        let body = if body.is_end_stream() {
+            UpstreamBody::empty()
+        } else {
+            UpstreamBody::Stream(body)
+        };
+        let set = st.endpoints.load_full();
+        let now_ms = st.now_ms();
+        let cx = PickCtx {
+            headers: &parts.headers,
+            client_ip: call.client_ip,
+            claim: claim.as_deref(),
+            tried: &[],
+            now_ms,
+        };
+        let Some(ep) = balance::pick(&up.balance, &set, &st.cursor, &cx) else {
+            return Err(NO_ENDPOINT);
+        };
+        let req = Request::from_parts(parts, body);
+        let res = try_once(up, &set, &ep, req, pq, call.timeout, now_ms).await;
+        return res.map_err(GatewayError::from);
     };
+    let req = Request::from_parts(parts, body);
+    Box::pin(with_retries(up, req, pq, call, policy, claim, deadline)).await
+}
+
+/// One try against `ep`, then the outlier bookkeeping.
+async fn try_once(
+    up: &UpstreamRuntime,
+    set: &balance::EndpointSet,
+    ep: &std::sync::Arc<super::endpoint::Endpoint>,
+    req: Request<UpstreamBody>,
+    pq: PathAndQuery,
+    timeout: Duration,
+    now_ms: u64,
+) -> TryResult {
+    let res = {
+        let _in_flight = ep.begin();
+        forward::attempt(up, ep, req, pq, timeout).await
+    };
+    if let (Some(o), false) = (&up.outlier, matches!(res, Err(TryError::Client(_)))) {
+        let ok = matches!(&res, Ok(r) if !r.status().is_server_error());
+        outlier::record(o, set, ep, ok, now_ms);
+    }
+    res
+}
+
+/// The try loop for a route with a retry policy that applies to this
+/// request.
+async fn with_retries(
+    up: &UpstreamRuntime,
+    req: Request<RequestBody>,
+    pq: PathAndQuery,
+    call: Call<'_>,
+    policy: &RetryPolicy,
+    claim: Option<String>,
+    deadline: Instant,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let st = &*up.state;
+    let (parts, body) = req.into_parts();
+    let (mut stream, replay) = prepare_body(body, &parts.headers, Some(policy)).await?;
+    let attempts = if replay.is_some() { policy.attempts } else { 1 };
+    let policy = Some(policy);
     let mut parts = Some(parts);
     let mut tried: Vec<u64> = Vec::new();
     let mut last: Option<TryResult> = None;
@@ -77,10 +138,7 @@ pub async fn run(
         let Some(ep) = balance::pick(&up.balance, &set, &st.cursor, &cx) else {
             break;
         };
-        if attempts > 1 {
-            // Only a retry reads it: a single try allocates nothing.
-            tried.push(ep.id);
-        }
+        tried.push(ep.id);
         let head = if n + 1 == attempts {
             parts.take()
         } else {
@@ -98,15 +156,8 @@ pub async fn run(
             .and_then(|p| p.per_try_timeout)
             .map_or(left, |t| t.min(left));
         let _retrying = (n > 0).then(|| Count::enter(&st.retries));
-        let res = {
-            let _in_flight = ep.begin();
-            let req = Request::from_parts(head, body);
-            forward::attempt(up, &ep.authority, req, pq.clone(), per_try).await
-        };
-        if let (Some(o), false) = (&up.outlier, matches!(res, Err(TryError::Client(_)))) {
-            let ok = matches!(&res, Ok(r) if !r.status().is_server_error());
-            outlier::record(o, &set, &ep, ok, now_ms);
-        }
+        let req = Request::from_parts(head, body);
+        let res = try_once(up, &set, &ep, req, pq.clone(), per_try, now_ms).await;
         if !policy.is_some_and(|p| retryable(p, &res)) || n + 1 == attempts {
             return res.map_err(GatewayError::from);
         }

@@ -1,0 +1,438 @@
+//! Upstream connections: opened per endpoint, kept idle per worker thread,
+//! and handed back to the pool when a response body has been read to its
+//! end.
+//!
+//! Each endpoint owns its idle connections (so an endpoint that leaves the
+//! set by DNS discovery takes its connections with it). They are kept in
+//! one slot per worker runtime: a connection is driven by a task on the
+//! runtime that opened it, and only requests on that runtime reuse it, so a
+//! request never waits on another thread's event loop. A checkout is a
+//! pop from a short vector behind an uncontended mutex: no hashing, no
+//! channel, no task per request.
+//!
+//! HTTP/1: one request at a time per connection, newest idle connection
+//! first (it is the warmest), expired ones dropped on the way. A request a
+//! pooled connection refused before writing anything (it was closing) goes
+//! to the next one. HTTP/2: one shared connection per endpoint and slot.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HeaderValue, HOST};
+use http::uri::Scheme;
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use super::body::UpstreamBody;
+use super::endpoint::Endpoint;
+use super::State;
+use crate::config::{Protocol, UpstreamSpec};
+
+/// Idle slots per endpoint; worker `i` uses slot `i % SLOTS`.
+const SLOTS: usize = 8;
+
+thread_local! {
+    /// This thread's slot: 0 unless it runs a worker runtime of its own.
+    static SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the current thread as worker `i` (called once per worker thread).
+pub fn enter_worker(i: usize) {
+    SLOT.with(|s| s.set(i % SLOTS));
+}
+
+fn slot() -> usize {
+    SLOT.with(Cell::get)
+}
+
+/// How an upstream's connections are opened and kept.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub protocol: Protocol,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Idle HTTP/1 connections kept per endpoint and worker thread.
+    pub max_idle: usize,
+}
+
+impl Settings {
+    pub fn new(spec: &UpstreamSpec) -> Settings {
+        Settings {
+            protocol: spec.protocol,
+            connect_timeout: spec.connect_timeout,
+            idle_timeout: spec.pool_idle_timeout,
+            max_idle: spec.pool_max_idle_per_endpoint,
+        }
+    }
+}
+
+/// An endpoint's idle connections.
+pub struct Conns {
+    slots: Box<[Mutex<Slot>]>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Oldest first; checkout pops the newest.
+    h1: Vec<Idle>,
+    h2: Option<http2::SendRequest<UpstreamBody>>,
+}
+
+struct Idle {
+    tx: http1::SendRequest<UpstreamBody>,
+    since: Instant,
+}
+
+impl Default for Conns {
+    fn default() -> Conns {
+        Conns {
+            slots: (0..SLOTS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Conns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conns")
+    }
+}
+
+impl Conns {
+    fn lock(&self, slot: usize) -> std::sync::MutexGuard<'_, Slot> {
+        // A panic while holding the lock leaves a plain vector behind.
+        self.slots[slot % SLOTS]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The newest idle HTTP/1 connection that can take a request now.
+    /// Expired and closed ones are dropped; busy ones (still finishing a
+    /// request body) are left for later.
+    fn take_h1(
+        &self,
+        slot: usize,
+        idle_timeout: Duration,
+    ) -> Option<http1::SendRequest<UpstreamBody>> {
+        let mut s = self.lock(slot);
+        let now = Instant::now();
+        // Entries are in return order, so everything before the first
+        // fresh one is expired.
+        let fresh =
+            s.h1.partition_point(|i| now.duration_since(i.since) >= idle_timeout);
+        if fresh > 0 {
+            s.h1.drain(..fresh);
+        }
+        let mut i = s.h1.len();
+        while i > 0 {
+            i -= 1;
+            if s.h1[i].tx.is_closed() {
+                s.h1.remove(i);
+            } else if s.h1[i].tx.is_ready() {
+                return Some(s.h1.remove(i).tx);
+            }
+        }
+        None
+    }
+
+    fn put_h1(&self, slot: usize, tx: http1::SendRequest<UpstreamBody>, max_idle: usize) {
+        if tx.is_closed() {
+            return;
+        }
+        let mut s = self.lock(slot);
+        if s.h1.len() < max_idle {
+            s.h1.push(Idle {
+                tx,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    fn h2(&self, slot: usize) -> Option<http2::SendRequest<UpstreamBody>> {
+        let mut s = self.lock(slot);
+        match &s.h2 {
+            Some(tx) if !tx.is_closed() => Some(tx.clone()),
+            Some(_) => {
+                s.h2 = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Drops idle connections older than `idle_timeout` in every slot.
+    pub fn expire(&self, idle_timeout: Duration) {
+        let now = Instant::now();
+        for slot in 0..SLOTS {
+            let mut s = self.lock(slot);
+            let fresh =
+                s.h1.partition_point(|i| now.duration_since(i.since) >= idle_timeout);
+            s.h1.drain(..fresh);
+            s.h1.retain(|i| !i.tx.is_closed());
+            if s.h2.as_ref().is_some_and(http2::SendRequest::is_closed) {
+                s.h2 = None;
+            }
+        }
+    }
+
+    /// Idle HTTP/1 connections kept (all slots).
+    pub fn idle(&self) -> usize {
+        (0..SLOTS).map(|i| self.lock(i).h1.len()).sum()
+    }
+}
+
+/// Why a request got no response head.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be made: nothing was sent.
+    Connect(io::Error),
+    /// The connection failed while sending or receiving.
+    Http(hyper::Error),
+}
+
+/// Sends `req` (origin-form URI) to `ep`, on a pooled connection when one
+/// is idle, else on a new one.
+pub async fn send(
+    cfg: &Settings,
+    ep: &Arc<Endpoint>,
+    req: Request<UpstreamBody>,
+) -> Result<Response<ResponseBody>, SendError> {
+    match cfg.protocol {
+        Protocol::Http1 => send_h1(cfg, ep, req).await,
+        Protocol::Http2 => Box::pin(send_h2(cfg, ep, req)).await,
+    }
+}
+
+async fn send_h1(
+    cfg: &Settings,
+    ep: &Arc<Endpoint>,
+    mut req: Request<UpstreamBody>,
+) -> Result<Response<ResponseBody>, SendError> {
+    *req.version_mut() = Version::HTTP_11;
+    if !req.headers().contains_key(HOST) {
+        if let Ok(h) = HeaderValue::from_str(ep.authority.as_str()) {
+            req.headers_mut().insert(HOST, h);
+        }
+    }
+    let slot = slot();
+    // Bounded: every turn takes one connection out of the pool.
+    while let Some(mut tx) = ep.conns.take_h1(slot, cfg.idle_timeout) {
+        match tx.try_send_request(req).await {
+            Ok(resp) => {
+                return Ok(ResponseBody::wrap(
+                    resp,
+                    Some((ep.clone(), tx, slot, cfg.max_idle)),
+                ))
+            }
+            Err(mut e) => match e.take_message() {
+                // Refused before anything was written: the connection was
+                // closing. The request goes to the next one, untouched.
+                Some(r) => req = r,
+                None => return Err(SendError::Http(e.into_error())),
+            },
+        }
+    }
+    // Opening a connection is the exception under load: boxed, so the
+    // common request's future does not carry its state.
+    let mut tx = Box::pin(open_h1(cfg, ep)).await?;
+    let resp = tx.send_request(req).await.map_err(SendError::Http)?;
+    Ok(ResponseBody::wrap(
+        resp,
+        Some((ep.clone(), tx, slot, cfg.max_idle)),
+    ))
+}
+
+async fn open_h1(
+    cfg: &Settings,
+    ep: &Endpoint,
+) -> Result<http1::SendRequest<UpstreamBody>, SendError> {
+    let io = connect(cfg, ep).await?;
+    let (tx, conn) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(SendError::Http)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection closed with error");
+        }
+    });
+    Ok(tx)
+}
+
+async fn send_h2(
+    cfg: &Settings,
+    ep: &Arc<Endpoint>,
+    mut req: Request<UpstreamBody>,
+) -> Result<Response<ResponseBody>, SendError> {
+    *req.version_mut() = Version::HTTP_2;
+    let mut uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(ep.authority.clone());
+    if let Some(pq) = req.uri().path_and_query() {
+        uri = uri.path_and_query(pq.clone());
+    }
+    if let Ok(uri) = uri.build() {
+        *req.uri_mut() = uri;
+    }
+    let slot = slot();
+    let mut tx = match ep.conns.h2(slot) {
+        Some(tx) => tx,
+        None => {
+            let io = connect(cfg, ep).await?;
+            let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(io)
+                .await
+                .map_err(SendError::Http)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "upstream h2 connection closed with error");
+                }
+            });
+            ep.conns.lock(slot).h2 = Some(tx.clone());
+            tx
+        }
+    };
+    let resp = tx.send_request(req).await.map_err(SendError::Http)?;
+    Ok(ResponseBody::wrap(resp, None))
+}
+
+async fn connect(cfg: &Settings, ep: &Endpoint) -> Result<TokioIo<TcpStream>, SendError> {
+    let attempt = async {
+        let stream = match ep.addr {
+            Some(addr) => TcpStream::connect(addr).await?,
+            None => connect_by_name(ep).await?,
+        };
+        stream.set_nodelay(true)?;
+        Ok::<_, io::Error>(stream)
+    };
+    match tokio::time::timeout(cfg.connect_timeout, attempt).await {
+        Ok(Ok(s)) => Ok(TokioIo::new(s)),
+        Ok(Err(e)) => Err(SendError::Connect(e)),
+        Err(_) => Err(SendError::Connect(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connect timed out",
+        ))),
+    }
+}
+
+/// An endpoint given by host name: every address it resolves to, in turn.
+async fn connect_by_name(ep: &Endpoint) -> io::Result<TcpStream> {
+    let host = ep.authority.host();
+    let port = ep.authority.port_u16().unwrap_or(80);
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no address");
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The address of an authority that is an IP literal with a port.
+pub fn literal_addr(authority: &http::uri::Authority) -> Option<SocketAddr> {
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    Some(SocketAddr::new(ip, authority.port_u16().unwrap_or(80)))
+}
+
+/// Starts the task that closes idle connections past their idle timeout
+/// (checkouts drop expired ones too; this covers an upstream gone quiet).
+pub fn spawn_reaper(state: &Arc<State>, idle_timeout: Duration) {
+    let state: Weak<State> = Arc::downgrade(state);
+    let every = (idle_timeout / 2).max(Duration::from_millis(500));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(st) = state.upgrade() else { return };
+            for e in st.endpoints.load().endpoints.iter() {
+                e.conns.expire(idle_timeout);
+            }
+        }
+    });
+}
+
+type Return = (
+    Arc<Endpoint>,
+    http1::SendRequest<UpstreamBody>,
+    usize,
+    usize,
+);
+
+/// An upstream response body that gives its HTTP/1 connection back to the
+/// pool once read to the end. Dropped earlier (the client went away), the
+/// connection is dropped with it and closes: it is mid-response.
+pub struct ResponseBody {
+    inner: Incoming,
+    back: Option<Return>,
+}
+
+impl ResponseBody {
+    fn wrap(resp: Response<Incoming>, back: Option<Return>) -> Response<ResponseBody> {
+        // A switched protocol owns the connection from here on.
+        let back = back.filter(|_| resp.status() != StatusCode::SWITCHING_PROTOCOLS);
+        let mut resp = resp.map(|inner| ResponseBody { inner, back });
+        if resp.body().inner.is_end_stream() {
+            resp.body_mut().release();
+        }
+        resp
+    }
+
+    fn release(&mut self) {
+        if let Some((ep, tx, slot, max_idle)) = self.back.take() {
+            ep.conns.put_h1(slot, tx, max_idle);
+        }
+    }
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("inner", &self.inner)
+            .field("pooled", &self.back.is_some())
+            .finish()
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_frame(cx);
+        match &res {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
+            Poll::Ready(Some(Err(_))) => this.back = None,
+            _ => {}
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
