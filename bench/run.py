@@ -49,6 +49,25 @@ def ensure_tools():
                        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
+def raise_fd_limit():
+    """10,000 held connections need more descriptors than the usual 20,000
+    for HAProxy (2 per connection); children inherit the limit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for want in (65536, hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(want, soft), max(want, hard)))
+            return
+        except (ValueError, OSError):
+            continue
+
+
+def haproxy_maxconn():
+    import resource
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return min(20000, (soft - 200) // 2)
+
+
 def tool(name):
     return shutil.which(name) or f"/usr/sbin/{name}"
 
@@ -143,6 +162,7 @@ end
 class Proc:
     def __init__(self, argv, cpu, cwd=None, env=None):
         self.argv = argv
+        self.started = time.time()
         self.p = subprocess.Popen(["taskset", "-c", str(cpu), *argv], cwd=cwd, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
@@ -248,7 +268,7 @@ def haproxy(tmp, port, ups, jwt=None, h2=False):
     with open(conf, "w") as f:
         f.write(f"""global
   nbthread 1
-  maxconn 8000
+  maxconn {haproxy_maxconn()}
 defaults
   mode http
   timeout connect 5s
@@ -265,22 +285,25 @@ backend be
     return Proc([tool("haproxy"), "-f", conf], cpu=0)
 
 
-def gwanmun(tmp, port, ups, auth=None):
-    conf = os.path.join(tmp, f"gwanmun-{'jwt' if auth else 'plain'}.yaml")
+def gwanmun(tmp, port, ups, auth=None, binary=None, routes=1):
+    """`routes` > 1: that many routes in the trie (`/svcN/items/{id}` templates
+    plus the `/api/**` route the load hits), for the config-scale cases."""
+    conf = os.path.join(tmp, f"gwanmun-{'jwt' if auth else 'plain'}-{routes}.yaml")
     eps = ", ".join(f'"127.0.0.1:{p}"' for p in ups)
     with open(conf, "w") as f:
-        f.write(f"""listeners: [{{ name: bench, bind: "127.0.0.1:{port}" }}]
+        f.write(f"""listeners: [{{ name: bench, bind: "127.0.0.1:{port}", max_connections: 20000 }}]
 upstreams:
   origin: {{ endpoints: [{eps}] }}
 routes:
-  - id: all
-    match: {{ path: /** }}
-    upstream: origin
 """)
+        for i in range(routes - 1):
+            f.write(f"  - {{ id: r{i}, match: {{ path: \"/svc{i}/items/{{id}}\" }}, upstream: origin }}\n")
+        f.write(f"  - {{ id: all, match: {{ path: {'/api/**' if routes > 1 else '/**'} }}, upstream: origin }}\n")
         if auth:
             f.write(auth)
     env = {**os.environ, "RUST_LOG": "warn"}
-    return Proc([os.path.join(ROOT, "target/release/gwanmun"), "run", "-c", conf, "--log-format", "text",
+    binary = binary or os.path.join(ROOT, "target/release/gwanmun")
+    return Proc([binary, "run", "-c", conf, "--log-format", "text",
                  "--threads", "1"],
                 cpu=0, env=env)
 
@@ -329,18 +352,75 @@ def to_ms(v):
     return None
 
 
-def measure(proc, port, conns, seconds, script=None, h2=False):
+def hold_idle(port, n, seconds):
+    """Opens `n` keep-alive connections (256 at a time, 10 s each at most), one request each,
+    and keeps them open; returns (connections that got their answer, the
+    open connections to close later). Bounded by `seconds` + 60 s."""
+    import asyncio
+    import re
+    req = b"GET /api/bench HTTP/1.1\r\nHost: bench\r\n\r\n"
+
+    async def run():
+        sem = asyncio.Semaphore(256)
+
+        async def one():
+            async with sem:
+                return await asyncio.wait_for(exchange(), 10)
+
+        async def exchange():
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(req)
+            head = await r.readuntil(b"\r\n\r\n")
+            m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            await r.readexactly(int(m.group(1)) if m else 0)
+            return w
+
+        got = await asyncio.wait_for(asyncio.gather(*[one() for _ in range(n)], return_exceptions=True),
+                                     seconds + 60)
+        return [w for w in got if not isinstance(w, BaseException)]
+
+    loop = asyncio.new_event_loop()
+    try:
+        writers = loop.run_until_complete(run())
+    except asyncio.TimeoutError:
+        writers = []
+    return len(writers), (loop, writers)
+
+
+def close_idle(held):
+    loop, writers = held
+    for w in writers:
+        w.close()
+    loop.close()
+
+
+def measure(proc, port, conns, seconds, script=None, kind="h1"):
     try:
         wait_port(port)
     except RuntimeError:
         err = proc.p.stderr.read().decode(errors="replace") if proc.p.poll() is not None else ""
         raise RuntimeError(f"{' '.join(proc.argv)} did not start: {err[-2000:]}")
+    start_ms = (time.time() - proc.started) * 1000 if hasattr(proc, "started") else None
     idle = proc.rss_mib()
     cpu0 = proc.cpu_seconds()
-    res = run_h2load(port, seconds) if h2 else run_wrk(port, conns, seconds, script)
+    if kind == "idle":
+        # The client runs on CPU 1 like the load generators.
+        mask = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {1})
+        try:
+            ok, held = hold_idle(port, conns, seconds)
+            time.sleep(0.5)  # let the proxy settle before reading its RSS
+            res = {"requests": ok, "rps": None, "p50_ms": None, "p99_ms": None, "errors": conns - ok}
+            res["rss_load_mib"] = proc.rss_mib()
+            close_idle(held)
+        finally:
+            os.sched_setaffinity(0, mask)
+    else:
+        res = run_h2load(port, seconds) if kind == "h2" else run_wrk(port, conns, seconds, script)
+        res["rss_load_mib"] = proc.rss_mib()
     res["cpu_us_per_req"] = (proc.cpu_seconds() - cpu0) * 1e6 / max(res["requests"], 1)
     res["rss_idle_mib"] = idle
-    res["rss_load_mib"] = proc.rss_mib()
+    res["start_ms"] = start_ms
     return res
 
 
@@ -354,11 +434,15 @@ def main():
     ap.add_argument("--only", default="", help="comma list of candidate names")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/latest.json"))
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--baseline-bin", action="append", default=[],
+                    help="another gwanmun binary, run as candidate 'gwanmun-baseN' (plain and idle "
+                         "cases) in the same rounds: what a change bought; repeatable")
     args = ap.parse_args()
     if args.quick:
         args.seconds, args.rounds = 3, 1
 
     ensure_tools()
+    raise_fd_limit()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--bin", "gwanmun"], cwd=ROOT, check=True)
 
@@ -381,31 +465,40 @@ def main():
         gw_auth = gwanmun_auth_config(pub, secret, tmp)
 
         # name -> (starter(port), [(case, conns, script, h2)])
-        plain_cases = [("c64", 64, None, False), ("c256", 256, None, False)]
+        plain_cases = [("c64", 64, None, "h1"), ("c256", 256, None, "h1")]
+        # 10,000 keep-alive client connections held idle: RSS while they are open.
+        idle_cases = [("idle-10k", 10_000, None, "idle")]
         candidates = {
             "direct": (None, plain_cases),
-            "nginx": (lambda port: nginx_proxy(tmp, port, ups), plain_cases),
-            "haproxy": (lambda port: haproxy(tmp, port, ups), plain_cases),
+            "nginx": (lambda port: nginx_proxy(tmp, port, ups), plain_cases + idle_cases),
+            "haproxy": (lambda port: haproxy(tmp, port, ups), plain_cases + idle_cases),
             # The JWT cases send their token from a wrk Lua script, which costs the load
             # generator too: "same-script-c64" is the plain route under the same script,
             # the fair baseline for the JWT ratios.
             "gwanmun": (lambda port: gwanmun(tmp, port, ups),
-                        plain_cases + [("same-script-c64", 64, scripts["rs_one"], False)]),
+                        plain_cases + [("same-script-c64", 64, scripts["rs_one"], "h1")] + idle_cases),
+            # Config scale: the same route hit behind 10 and behind 10,000 routes.
+            "gwanmun-10-routes": (lambda port: gwanmun(tmp, port, ups, routes=10), [("c64", 64, None, "h1")]),
+            "gwanmun-10k-routes": (lambda port: gwanmun(tmp, port, ups, routes=10_000),
+                                   [("c64", 64, None, "h1")]),
             "haproxy-jwt-rs256": (lambda port: haproxy(tmp, port, ups, jwt=("RS256", pub)),
-                                  [("one-token-c64", 64, scripts["rs_one"], False),
-                                   ("many-tokens-c64", 64, scripts["rs_many"], False)]),
+                                  [("one-token-c64", 64, scripts["rs_one"], "h1"),
+                                   ("many-tokens-c64", 64, scripts["rs_many"], "h1")]),
             "haproxy-jwt-hs256": (lambda port: haproxy(tmp, port, ups, jwt=("HS256", secret)),
-                                  [("many-tokens-c64", 64, scripts["hs_many"], False)]),
-            "nginx-h2": (lambda port: nginx_proxy(tmp, port, ups, h2=True), [("h2-c64x4", 64, None, True)]),
-            "haproxy-h2": (lambda port: haproxy(tmp, port, ups, h2=True), [("h2-c64x4", 64, None, True)]),
-            "gwanmun-h2": (lambda port: gwanmun(tmp, port, ups), [("h2-c64x4", 64, None, True)]),
+                                  [("many-tokens-c64", 64, scripts["hs_many"], "h1")]),
+            "nginx-h2": (lambda port: nginx_proxy(tmp, port, ups, h2=True), [("h2-c64x4", 64, None, "h2")]),
+            "haproxy-h2": (lambda port: haproxy(tmp, port, ups, h2=True), [("h2-c64x4", 64, None, "h2")]),
+            "gwanmun-h2": (lambda port: gwanmun(tmp, port, ups), [("h2-c64x4", 64, None, "h2")]),
         }
+        for i, binary in enumerate(args.baseline_bin, 1):
+            candidates[f"gwanmun-base{i}"] = (lambda port, b=binary: gwanmun(tmp, port, ups, binary=b),
+                                              plain_cases + idle_cases)
         if gw_auth is not None:
             candidates["gwanmun-jwt-rs256"] = (lambda port: gwanmun(tmp, port, ups, auth=gw_auth),
-                                               [("one-token-c64", 64, scripts["rs_one"], False),
-                                                ("many-tokens-c64", 64, scripts["rs_many"], False)])
+                                               [("one-token-c64", 64, scripts["rs_one"], "h1"),
+                                                ("many-tokens-c64", 64, scripts["rs_many"], "h1")])
             candidates["gwanmun-jwt-hs256"] = (lambda port: gwanmun(tmp, port, ups, auth=gw_auth),
-                                               [("many-tokens-c64", 64, scripts["hs_many"], False)])
+                                               [("many-tokens-c64", 64, scripts["hs_many"], "h1")])
         if args.only:
             keep = set(args.only.split(","))
             candidates = {k: v for k, v in candidates.items() if k in keep}
@@ -413,12 +506,12 @@ def main():
         results = {}
         for rnd in range(args.rounds):
             for name, (start, cases) in candidates.items():
-                for case, conns, script, h2 in cases:
+                for case, conns, script, kind in cases:
                     port = ups[0] if start is None else free_port()
                     proc = procs[0] if start is None else start(port)
                     try:
                         log(f"round {rnd + 1}: {name} {case}")
-                        r = measure(proc, port, conns, args.seconds, script, h2)
+                        r = measure(proc, port, conns, args.seconds, script, kind)
                     finally:
                         if start is not None:
                             proc.stop()
@@ -471,16 +564,16 @@ def report(results, out):
         a, b = summary.get(key, {}).get("rps"), summary.get(base, {}).get("rps")
         return f"{a / b:.2f}" if a and b else "-"
     print(f"{'candidate/case':34} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} "
-          f"{'rss idle':>8} {'rss load':>8} {'vs nginx':>8} {'vs haproxy':>10}")
+          f"{'rss idle':>8} {'rss load':>8} {'start ms':>8} {'vs nginx':>8} {'vs haproxy':>10}")
     for key, s in summary.items():
         case = key.split("/", 1)[1]
         base_case = case if case in ("c64", "c256", "h2-c64x4") else "c64"
         nginx_key = f"nginx{'-h2' if case.startswith('h2') else ''}/{base_case}"
         haproxy_key = f"haproxy{'-h2' if case.startswith('h2') else ''}/{base_case}"
-        fmt = lambda v, spec: format(v, spec) if v is not None else "-"
+        fmt = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])
         print(f"{key:34} {fmt(s['rps'], '9.0f')} {fmt(s['p50_ms'], '7.2f')} {fmt(s['p99_ms'], '7.2f')} "
               f"{fmt(s['cpu_us_per_req'], '10.1f')} {fmt(s['rss_idle_mib'], '8.1f')} {fmt(s['rss_load_mib'], '8.1f')} "
-              f"{ratio(key, nginx_key):>8} {ratio(key, haproxy_key):>10}")
+              f"{fmt(s.get('start_ms'), '8.0f')} {ratio(key, nginx_key):>8} {ratio(key, haproxy_key):>10}")
     print(f"\nJSON: {out}")
 
 
