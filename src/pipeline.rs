@@ -339,6 +339,9 @@ fn rewrite_request_headers(
     parts: &mut Parts,
     clean: &sanitize::Sanitized,
 ) {
+    // Room for the headers set below: one growth of the map, not several.
+    let rules = &route.request_headers;
+    parts.headers.reserve(6 + rules.set.len() + rules.add.len());
     let host = match parts.headers.get(HOST) {
         Some(h) => Some(h.clone()),
         None => parts

@@ -43,7 +43,7 @@ pub static FORWARDING: [HeaderName; 9] = [
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
+    hop_index(name.as_str()).is_some()
 }
 
 /// Headers route rules may not set on requests: the gateway computes them.
@@ -54,25 +54,55 @@ pub fn is_reserved_request_header(name: &HeaderName) -> bool {
         || FORWARDING.contains(name)
 }
 
+/// The position of a hop-by-hop name in [`HOP_BY_HOP`], by matching the
+/// (already lower-case) name: one string switch per header present.
+fn hop_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "transfer-encoding" => 3,
+        "te" => 4,
+        "trailer" => 5,
+        "upgrade" => 6,
+        "proxy-authenticate" => 7,
+        "proxy-authorization" => 8,
+        _ => return None,
+    })
+}
+
 /// Removes every header named in `Connection` and every hop-by-hop header.
 /// Runs before the gateway adds any header of its own, so a client naming
 /// `X-Forwarded-For` in `Connection` only removes its own copy.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Connection is itself hop-by-hop: no hop-by-hop name present, nothing
-    // to do (the common case for requests).
-    if !any_present(headers, &HOP_BY_HOP) {
+    // One pass over the headers present (usually a handful, and for
+    // responses usually only `Connection: keep-alive` among these).
+    let mut present = 0u16;
+    for k in headers.keys() {
+        if let Some(i) = hop_index(k.as_str()) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
-        // Only names of headers actually present matter (header names are
-        // stored lower-case): `close` or `keep-alive` alone allocates nothing.
+    if present & 1 != 0 {
+        // Names in Connection other than hop-by-hop names and `close`
+        // (removed anyway, or naming nothing): only names of headers
+        // actually present matter, so `keep-alive` alone allocates nothing.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| {
+                !t.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|n| n.as_str().eq_ignore_ascii_case(t))
+            })
             .filter_map(|t| {
-                let t = t.trim();
                 headers
                     .keys()
                     .find(|k| k.as_str().eq_ignore_ascii_case(t))
@@ -85,14 +115,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             if n != header::HOST && n != header::CONTENT_LENGTH {
                 headers.remove(n);
             }
-        }
-    }
-    // Remove only the hop-by-hop headers present (usually just Connection):
-    // one pass over the headers instead of a hash lookup per name.
-    let mut present = 0u16;
-    for k in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
-            present |= 1 << i;
         }
     }
     for (i, n) in HOP_BY_HOP.iter().enumerate() {
@@ -242,6 +264,15 @@ mod tests {
             2,
             "Host and Content-Length survive being named in Connection"
         );
+    }
+
+    #[test]
+    fn hop_index_agrees_with_the_list() {
+        for (i, n) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(n.as_str()), Some(i), "{n}");
+        }
+        assert_eq!(hop_index("x-forwarded-for"), None);
+        assert_eq!(hop_index("connectio"), None);
     }
 
     #[test]

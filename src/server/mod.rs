@@ -232,7 +232,12 @@ async fn serve_connection(
         let active = gw.active();
         let l = &active.snapshot.limits;
         let first = l.header_read_timeout.min(l.idle_timeout);
-        (l.idle_timeout, first, l.header_read_timeout, l.max_header_bytes)
+        (
+            l.idle_timeout,
+            first,
+            l.header_read_timeout,
+            l.max_header_bytes,
+        )
     };
     let activity = Arc::new(ConnActivity {
         in_flight: AtomicU32::new(0),

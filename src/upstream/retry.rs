@@ -40,7 +40,9 @@ pub async fn run(
     pq: PathAndQuery,
     call: Call<'_>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    let deadline = Instant::now() + call.timeout;
+    // The route's time runs from here; read the clock only when something
+    // (a breaker wait, retries) must share it.
+    let deadline = up.breaker.as_ref().map(|_| Instant::now() + call.timeout);
     // Waiting for a breaker slot is the exception: boxed, so the common
     // request's future does not carry its state.
     let _slot = match &up.breaker {
@@ -74,10 +76,14 @@ pub async fn run(
             return Err(NO_ENDPOINT);
         };
         let req = Request::from_parts(parts, body);
-        let res = try_once(up, &set, &ep, req, pq, call.timeout, now_ms).await;
+        let timeout = deadline.map_or(call.timeout, |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        let res = try_once(up, &set, &ep, req, pq, timeout, now_ms).await;
         return res.map_err(GatewayError::from);
     };
     let req = Request::from_parts(parts, body);
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + call.timeout);
     Box::pin(with_retries(up, req, pq, call, policy, claim, deadline)).await
 }
 
