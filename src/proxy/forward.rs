@@ -4,6 +4,7 @@
 //! The try loop (endpoint choice, retries, breaker) is `upstream::retry`.
 //! Also the WebSocket tunnel once both sides agreed to upgrade.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use std::sync::Arc;
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use tokio::time::error::Elapsed;
+use tokio::time::Timeout;
 
 use super::body::{find_body_error, BodyError, RequestBody};
 use crate::errors::GatewayError;
@@ -44,13 +47,13 @@ impl<'a> Call<'a> {
 
 /// Picks an endpoint and sends `req` (whose URI holds only path and query),
 /// retrying per the route's policy (see [`crate::upstream::retry`]).
-pub async fn send(
-    up: &UpstreamRuntime,
+pub fn send<'a>(
+    up: &'a UpstreamRuntime,
     req: Request<RequestBody>,
     path_and_query: PathAndQuery,
-    call: Call<'_>,
-) -> Result<Response<ResponseBody>, GatewayError> {
-    crate::upstream::retry::run(up, req, path_and_query, call).await
+    call: Call<'a>,
+) -> impl Future<Output = Result<Response<ResponseBody>, GatewayError>> + 'a {
+    crate::upstream::retry::run(up, req, path_and_query, call)
 }
 
 /// Why one try failed, finely enough to decide on a retry.
@@ -76,16 +79,25 @@ impl From<TryError> for GatewayError {
     }
 }
 
-/// One try against one endpoint, waiting at most `timeout` for the head.
-pub async fn attempt(
-    up: &UpstreamRuntime,
-    endpoint: &Arc<Endpoint>,
+/// One try against one endpoint, bounded by `timeout` for the head; pass
+/// what it yields to [`outcome`]. (A plain function returning the timeout
+/// future itself: an async wrapper would keep a second copy of it.)
+pub fn attempt<'a>(
+    up: &'a UpstreamRuntime,
+    endpoint: &'a Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
     path_and_query: PathAndQuery,
     timeout: Duration,
-) -> Result<Response<ResponseBody>, TryError> {
+) -> Timeout<impl Future<Output = Result<Response<ResponseBody>, SendError>> + 'a> {
     *req.uri_mut() = Uri::from(path_and_query);
-    match tokio::time::timeout(timeout, pool::send(&up.pool, endpoint, req)).await {
+    tokio::time::timeout(timeout, pool::send(&up.pool, endpoint, req))
+}
+
+/// What an [`attempt`] came to.
+pub fn outcome(
+    res: Result<Result<Response<ResponseBody>, SendError>, Elapsed>,
+) -> Result<Response<ResponseBody>, TryError> {
+    match res {
         Err(_) => Err(TryError::Timeout),
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(classify(&e)),

@@ -200,23 +200,16 @@ pub enum SendError {
 }
 
 /// Sends `req` (origin-form URI) to `ep`, on a pooled connection when one
-/// is idle, else on a new one.
+/// is idle, else on a new one. (One async level for the common HTTP/1
+/// case: every level of an async call keeps its own copy of the request.)
 pub async fn send(
-    cfg: &Settings,
-    ep: &Arc<Endpoint>,
-    req: Request<UpstreamBody>,
-) -> Result<Response<ResponseBody>, SendError> {
-    match cfg.protocol {
-        Protocol::Http1 => send_h1(cfg, ep, req).await,
-        Protocol::Http2 => Box::pin(send_h2(cfg, ep, req)).await,
-    }
-}
-
-async fn send_h1(
     cfg: &Settings,
     ep: &Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
 ) -> Result<Response<ResponseBody>, SendError> {
+    if cfg.protocol == Protocol::Http2 {
+        return Box::pin(send_h2(cfg, ep, req)).await;
+    }
     *req.version_mut() = Version::HTTP_11;
     if !req.headers().contains_key(HOST) {
         if let Ok(h) = HeaderValue::from_str(ep.authority.as_str()) {

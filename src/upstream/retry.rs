@@ -79,7 +79,12 @@ pub async fn run(
         let timeout = deadline.map_or(call.timeout, |d| {
             d.saturating_duration_since(Instant::now())
         });
-        let res = try_once(up, &set, &ep, req, pq, timeout, now_ms).await;
+        // `try_once` by hand: one async level less in the common path.
+        let res = {
+            let _in_flight = ep.begin();
+            forward::outcome(forward::attempt(up, &ep, req, pq, timeout).await)
+        };
+        record_outlier(up, &set, &ep, &res, now_ms);
         return res.map_err(GatewayError::from);
     };
     let req = Request::from_parts(parts, body);
@@ -99,13 +104,24 @@ async fn try_once(
 ) -> TryResult {
     let res = {
         let _in_flight = ep.begin();
-        forward::attempt(up, ep, req, pq, timeout).await
+        forward::outcome(forward::attempt(up, ep, req, pq, timeout).await)
     };
+    record_outlier(up, set, ep, &res, now_ms);
+    res
+}
+
+/// Outlier detection counts what the endpoint did, not the client's faults.
+fn record_outlier(
+    up: &UpstreamRuntime,
+    set: &balance::EndpointSet,
+    ep: &super::endpoint::Endpoint,
+    res: &TryResult,
+    now_ms: u64,
+) {
     if let (Some(o), false) = (&up.outlier, matches!(res, Err(TryError::Client(_)))) {
-        let ok = matches!(&res, Ok(r) if !r.status().is_server_error());
+        let ok = matches!(res, Ok(r) if !r.status().is_server_error());
         outlier::record(o, set, ep, ok, now_ms);
     }
-    res
 }
 
 /// The try loop for a route with a retry policy that applies to this
