@@ -512,6 +512,8 @@ def main():
                     try:
                         log(f"round {rnd + 1}: {name} {case}")
                         r = measure(proc, port, conns, args.seconds, script, kind)
+                        if start is None:
+                            r["start_ms"] = None  # the shared origin, started long before
                     finally:
                         if start is not None:
                             proc.stop()
