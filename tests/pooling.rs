@@ -15,7 +15,10 @@ use support::*;
 
 /// A raw HTTP/1.1 origin that counts the connections it accepted and still
 /// has open. `/close` answers with `Connection: close`; `/big` sends 8 MiB;
-/// anything else a short body naming the connection it came on.
+/// anything else a short body naming the connection it came on. With
+/// `drop_reused`, a connection's second request is read and then the
+/// connection closed unanswered (an upstream whose keep-alive timeout ran
+/// out just as the gateway reused the connection).
 struct Origin {
     addr: std::net::SocketAddr,
     accepted: Arc<AtomicUsize>,
@@ -24,6 +27,10 @@ struct Origin {
 
 impl Origin {
     async fn start() -> Origin {
+        Origin::start_with(false).await
+    }
+
+    async fn start_with(drop_reused: bool) -> Origin {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = l.local_addr().expect("addr");
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -35,7 +42,7 @@ impl Origin {
                 o.fetch_add(1, Ordering::SeqCst);
                 let o = o.clone();
                 tokio::spawn(async move {
-                    serve(s, n).await;
+                    serve(s, n, drop_reused).await;
                     o.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -56,10 +63,10 @@ impl Origin {
     }
 }
 
-async fn serve(mut s: TcpStream, conn: usize) {
+async fn serve(mut s: TcpStream, conn: usize, drop_reused: bool) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    loop {
+    for served in 0.. {
         let head_end = loop {
             if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break i + 4;
@@ -71,6 +78,9 @@ async fn serve(mut s: TcpStream, conn: usize) {
         };
         let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
         buf.drain(..head_end);
+        if drop_reused && served > 0 {
+            return;
+        }
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
         let ok = match path.as_str() {
             "/close" => {
@@ -226,5 +236,30 @@ async fn concurrent_requests_open_only_what_they_need() {
         t.await.expect("worker");
     }
     assert!(origin.accepted() <= 8, "{} connections", origin.accepted());
+    assert!(gw.shutdown().await);
+}
+
+#[tokio::test]
+async fn a_stale_pooled_connection_is_retried_for_safe_requests_only() {
+    let origin = Origin::start_with(true).await;
+    let gw = start_gateway(&gateway_config(&origin, "")).await;
+    let (s, _, b) = get(&gw.url("/n")).await;
+    assert_eq!((s.as_u16(), &b[..]), (200, &b"conn 1"[..]));
+    // What is under test is the connection's idle time: past a second,
+    // the gateway keeps a copy of a safe request before reusing it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Connection 1 takes the GET and closes unanswered: sent again on a new
+    // connection, the client never sees it.
+    let (s, _, b) = get(&gw.url("/n")).await;
+    assert_eq!((s.as_u16(), &b[..]), (200, &b"conn 2"[..]));
+    assert_eq!(origin.accepted(), 2);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A POST is never sent twice: the client gets the 502.
+    let req = http::Request::post(gw.url("/n"))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("request");
+    let (s, _, _) = send(req).await;
+    assert_eq!(s, 502);
+    assert_eq!(origin.accepted(), 2);
     assert!(gw.shutdown().await);
 }

@@ -122,7 +122,7 @@ impl Conns {
         &self,
         slot: usize,
         idle_timeout: Duration,
-    ) -> Option<http1::SendRequest<UpstreamBody>> {
+    ) -> Option<(http1::SendRequest<UpstreamBody>, Duration)> {
         let mut s = self.lock(slot);
         let now = Instant::now();
         // Entries are in return order, so everything before the first
@@ -138,7 +138,8 @@ impl Conns {
             if s.h1[i].tx.is_closed() {
                 s.h1.remove(i);
             } else if s.h1[i].tx.is_ready() {
-                return Some(s.h1.remove(i).tx);
+                let idle = s.h1.remove(i);
+                return Some((idle.tx, now.duration_since(idle.since)));
             }
         }
         None
@@ -218,7 +219,13 @@ pub async fn send(
     }
     let slot = slot();
     // Bounded: every turn takes one connection out of the pool.
-    while let Some(mut tx) = ep.conns.take_h1(slot, cfg.idle_timeout) {
+    while let Some((mut tx, idle_for)) = ep.conns.take_h1(slot, cfg.idle_timeout) {
+        // A connection idle this long may be closed by the upstream just as
+        // the request goes out (its keep-alive timeout ran out): keep a copy
+        // of a request that is safe to send twice.
+        let replay = (idle_for >= STALE_AFTER)
+            .then(|| replayable(&req))
+            .flatten();
         match tx.try_send_request(req).await {
             Ok(resp) => {
                 return Ok(ResponseBody::wrap(
@@ -230,7 +237,19 @@ pub async fn send(
                 // Refused before anything was written: the connection was
                 // closing. The request goes to the next one, untouched.
                 Some(r) => req = r,
-                None => return Err(SendError::Http(e.into_error())),
+                None => {
+                    let err = e.into_error();
+                    match replay {
+                        // Closed under the request with no answer: once
+                        // more, on a new connection.
+                        Some(copy) if closed_unanswered(&err) => {
+                            tracing::debug!(endpoint = %ep.authority, error = %err, "stale pooled connection; sending again on a new one");
+                            req = copy;
+                            break;
+                        }
+                        _ => return Err(SendError::Http(err)),
+                    }
+                }
             },
         }
     }
@@ -242,6 +261,49 @@ pub async fn send(
         resp,
         Some((ep.clone(), tx, slot, cfg.max_idle)),
     ))
+}
+
+/// Pooled connections idle at least this long get a replay copy of a safe
+/// request (upstream keep-alive timeouts are seconds; under load a
+/// connection is reused within milliseconds and no copy is made).
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// A copy of `req` when sending it twice is safe: an idempotent method
+/// (RFC 9110 9.2.2) and a body held in memory (none, or buffered).
+fn replayable(req: &Request<UpstreamBody>) -> Option<Request<UpstreamBody>> {
+    let UpstreamBody::Full(body) = req.body() else {
+        return None;
+    };
+    if !req.method().is_idempotent() {
+        return None;
+    }
+    let mut copy = Request::new(UpstreamBody::Full(body.clone()));
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// The upstream closed or reset the connection before any response.
+fn closed_unanswered(e: &hyper::Error) -> bool {
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return true;
+    }
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof
+            );
+        }
+        cur = err.source();
+    }
+    false
 }
 
 async fn open_h1(
