@@ -25,6 +25,12 @@ pub struct LogGuard {
     _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
+/// Log lines queued for the writer thread. tracing-appender's default
+/// (128,000) allocates and touches its whole queue up front (~4 MiB of an
+/// idle gateway's memory); this many lines still absorb a burst of access
+/// log lines while the writer catches up.
+const LOG_QUEUE_LINES: usize = 8_192;
+
 /// Installs the global subscriber. `level` (e.g. "info", "gwanmun=debug")
 /// wins over `RUST_LOG`, which wins over the default "info".
 ///
@@ -43,6 +49,7 @@ pub fn init(level: Option<&str>, format: LogFormat) -> LogGuard {
     };
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("gwanmun-log")
         .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
