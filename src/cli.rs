@@ -133,6 +133,7 @@ fn run(path: PathBuf, threads: Option<usize>) -> ExitCode {
         .filter(|n| *n > 0)
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1);
+    crate::upstream::pool::set_workers(threads);
     // This thread's runtime serves the first shard and runs the background
     // tasks (health checks, discovery, JWKS refresh); see `server::shards`.
     let rt = match shards::runtime() {

@@ -19,7 +19,8 @@ use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -38,17 +39,24 @@ use super::endpoint::Endpoint;
 use super::State;
 use crate::config::{Protocol, UpstreamSpec};
 
-/// Idle slots per endpoint; worker `i` uses slot `i % SLOTS`.
-const SLOTS: usize = 8;
+/// Worker runtimes in this process (`run --threads N`); each endpoint keeps
+/// one idle stack per worker. 1 unless [`set_workers`] said otherwise
+/// (in-process gateways on one runtime, tests).
+static WORKERS: AtomicUsize = AtomicUsize::new(1);
 
 thread_local! {
     /// This thread's slot: 0 unless it runs a worker runtime of its own.
     static SLOT: Cell<usize> = const { Cell::new(0) };
 }
 
+/// How many worker runtimes serve requests; call before the first request.
+pub fn set_workers(n: usize) {
+    WORKERS.store(n.max(1), Ordering::Relaxed);
+}
+
 /// Marks the current thread as worker `i` (called once per worker thread).
 pub fn enter_worker(i: usize) {
-    SLOT.with(|s| s.set(i % SLOTS));
+    SLOT.with(|s| s.set(i));
 }
 
 fn slot() -> usize {
@@ -76,9 +84,11 @@ impl Settings {
     }
 }
 
-/// An endpoint's idle connections.
+/// An endpoint's idle connections: one slot per worker, allocated on first
+/// use (so the worker count is known).
+#[derive(Default)]
 pub struct Conns {
-    slots: Box<[Mutex<Slot>]>,
+    slots: OnceLock<Box<[Mutex<Slot>]>>,
 }
 
 #[derive(Default)]
@@ -93,14 +103,6 @@ struct Idle {
     since: Instant,
 }
 
-impl Default for Conns {
-    fn default() -> Conns {
-        Conns {
-            slots: (0..SLOTS).map(|_| Mutex::default()).collect(),
-        }
-    }
-}
-
 impl std::fmt::Debug for Conns {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Conns")
@@ -108,9 +110,18 @@ impl std::fmt::Debug for Conns {
 }
 
 impl Conns {
+    fn slots(&self) -> &[Mutex<Slot>] {
+        self.slots.get_or_init(|| {
+            (0..WORKERS.load(Ordering::Relaxed))
+                .map(|_| Mutex::default())
+                .collect()
+        })
+    }
+
     fn lock(&self, slot: usize) -> std::sync::MutexGuard<'_, Slot> {
+        let slots = self.slots();
         // A panic while holding the lock leaves a plain vector behind.
-        self.slots[slot % SLOTS]
+        slots[slot % slots.len()]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -173,7 +184,7 @@ impl Conns {
     /// Drops idle connections older than `idle_timeout` in every slot.
     pub fn expire(&self, idle_timeout: Duration) {
         let now = Instant::now();
-        for slot in 0..SLOTS {
+        for slot in 0..self.slots().len() {
             let mut s = self.lock(slot);
             let fresh =
                 s.h1.partition_point(|i| now.duration_since(i.since) >= idle_timeout);
@@ -187,7 +198,7 @@ impl Conns {
 
     /// Idle HTTP/1 connections kept (all slots).
     pub fn idle(&self) -> usize {
-        (0..SLOTS).map(|i| self.lock(i).h1.len()).sum()
+        (0..self.slots().len()).map(|i| self.lock(i).h1.len()).sum()
     }
 }
 
