@@ -136,13 +136,7 @@ impl Conns {
     ) -> Option<(http1::SendRequest<UpstreamBody>, Duration)> {
         let mut s = self.lock(slot);
         let now = Instant::now();
-        // Entries are in return order, so everything before the first
-        // fresh one is expired.
-        let fresh =
-            s.h1.partition_point(|i| now.duration_since(i.since) >= idle_timeout);
-        if fresh > 0 {
-            s.h1.drain(..fresh);
-        }
+        s.drop_expired(now, idle_timeout);
         let mut i = s.h1.len();
         while i > 0 {
             i -= 1;
@@ -186,19 +180,25 @@ impl Conns {
         let now = Instant::now();
         for slot in 0..self.slots().len() {
             let mut s = self.lock(slot);
-            let fresh =
-                s.h1.partition_point(|i| now.duration_since(i.since) >= idle_timeout);
-            s.h1.drain(..fresh);
+            s.drop_expired(now, idle_timeout);
             s.h1.retain(|i| !i.tx.is_closed());
             if s.h2.as_ref().is_some_and(http2::SendRequest::is_closed) {
                 s.h2 = None;
             }
         }
     }
+}
 
-    /// Idle HTTP/1 connections kept (all slots).
-    pub fn idle(&self) -> usize {
-        (0..self.slots().len()).map(|i| self.lock(i).h1.len()).sum()
+impl Slot {
+    /// Entries are in return order, so everything before the first fresh
+    /// one has expired.
+    fn drop_expired(&mut self, now: Instant, idle_timeout: Duration) {
+        let fresh = self
+            .h1
+            .partition_point(|i| now.duration_since(i.since) >= idle_timeout);
+        if fresh > 0 {
+            self.h1.drain(..fresh);
+        }
     }
 }
 

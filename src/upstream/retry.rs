@@ -79,12 +79,7 @@ pub async fn run(
         let timeout = deadline.map_or(call.timeout, |d| {
             d.saturating_duration_since(Instant::now())
         });
-        // `try_once` by hand: one async level less in the common path.
-        let res = {
-            let _in_flight = ep.begin();
-            forward::outcome(forward::attempt(up, &ep, req, pq, timeout).await)
-        };
-        record_outlier(up, &set, &ep, &res, now_ms);
+        let res = try_once(up, &set, &ep, req, pq, timeout, now_ms).await;
         return res.map_err(GatewayError::from);
     };
     let req = Request::from_parts(parts, body);
@@ -106,22 +101,12 @@ async fn try_once(
         let _in_flight = ep.begin();
         forward::outcome(forward::attempt(up, ep, req, pq, timeout).await)
     };
-    record_outlier(up, set, ep, &res, now_ms);
-    res
-}
-
-/// Outlier detection counts what the endpoint did, not the client's faults.
-fn record_outlier(
-    up: &UpstreamRuntime,
-    set: &balance::EndpointSet,
-    ep: &super::endpoint::Endpoint,
-    res: &TryResult,
-    now_ms: u64,
-) {
+    // Outlier detection counts what the endpoint did, not the client's faults.
     if let (Some(o), false) = (&up.outlier, matches!(res, Err(TryError::Client(_)))) {
-        let ok = matches!(res, Ok(r) if !r.status().is_server_error());
+        let ok = matches!(&res, Ok(r) if !r.status().is_server_error());
         outlier::record(o, set, ep, ok, now_ms);
     }
+    res
 }
 
 /// The try loop for a route with a retry policy that applies to this
@@ -137,9 +122,8 @@ async fn with_retries(
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let st = &*up.state;
     let (parts, body) = req.into_parts();
-    let (mut stream, replay) = prepare_body(body, &parts.headers, Some(policy)).await?;
+    let (mut stream, replay) = prepare_body(body, &parts.headers, policy).await?;
     let attempts = if replay.is_some() { policy.attempts } else { 1 };
-    let policy = Some(policy);
     let mut parts = Some(parts);
     let mut tried: Vec<u64> = Vec::new();
     let mut last: Option<TryResult> = None;
@@ -174,13 +158,11 @@ async fn with_retries(
                 .map_or_else(UpstreamBody::empty, UpstreamBody::Stream),
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let per_try = policy
-            .and_then(|p| p.per_try_timeout)
-            .map_or(left, |t| t.min(left));
+        let per_try = policy.per_try_timeout.map_or(left, |t| t.min(left));
         let _retrying = (n > 0).then(|| Count::enter(&st.retries));
         let req = Request::from_parts(head, body);
         let res = try_once(up, &set, &ep, req, pq.clone(), per_try, now_ms).await;
-        if !policy.is_some_and(|p| retryable(p, &res)) || n + 1 == attempts {
+        if !retryable(policy, &res) || n + 1 == attempts {
             return res.map_err(GatewayError::from);
         }
         tracing::debug!(upstream = %up.name, endpoint = %ep.authority, try_no = n + 1, "retrying");
@@ -204,13 +186,7 @@ fn retryable(p: &RetryPolicy, res: &TryResult) -> bool {
 
 /// Checks the retry budget, then backs off; false when the retry must not
 /// happen (budget spent or the route's time is up).
-async fn wait_for_retry(
-    up: &UpstreamRuntime,
-    policy: Option<&RetryPolicy>,
-    n: u32,
-    deadline: Instant,
-) -> bool {
-    let Some(p) = policy else { return false };
+async fn wait_for_retry(up: &UpstreamRuntime, p: &RetryPolicy, n: u32, deadline: Instant) -> bool {
     let active = up.state.active.load(Ordering::Relaxed);
     let allowed = ((p.budget * active as f64) as usize).max(MIN_RETRY_CONCURRENCY);
     if up.state.retries.load(Ordering::Relaxed) >= allowed {
@@ -243,7 +219,7 @@ pub fn backoff(p: &RetryPolicy, n: u32) -> Duration {
 async fn prepare_body(
     body: RequestBody,
     headers: &HeaderMap,
-    policy: Option<&RetryPolicy>,
+    p: &RetryPolicy,
 ) -> Result<(Option<RequestBody>, Option<Bytes>), GatewayError> {
     if body.is_end_stream() {
         return Ok((None, Some(Bytes::new())));
@@ -252,8 +228,8 @@ async fn prepare_body(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    match (policy, declared) {
-        (Some(p), Some(len)) if len <= p.buffer => {
+    match declared {
+        Some(len) if len <= p.buffer => {
             let bytes = body.collect().await.map_err(|e| match e {
                 BodyError::TooLarge => GatewayError::PayloadTooLarge,
                 BodyError::Timeout => GatewayError::RequestTimeout,
