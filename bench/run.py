@@ -435,7 +435,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/latest.json"))
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--baseline-bin", action="append", default=[],
-                    help="another gwanmun binary, run as candidate 'gwanmun-baseN' (plain and idle "
+                    help="another gwanmun binary, run as candidate 'gwanmun-baseN' (plain, idle and h2 "
                          "cases) in the same rounds: what a change bought; repeatable")
     args = ap.parse_args()
     if args.quick:
@@ -492,7 +492,7 @@ def main():
         }
         for i, binary in enumerate(args.baseline_bin, 1):
             candidates[f"gwanmun-base{i}"] = (lambda port, b=binary: gwanmun(tmp, port, ups, binary=b),
-                                              plain_cases + idle_cases)
+                                              plain_cases + idle_cases + [("h2-c64x4", 64, None, "h2")])
         if gw_auth is not None:
             candidates["gwanmun-jwt-rs256"] = (lambda port: gwanmun(tmp, port, ups, auth=gw_auth),
                                                [("one-token-c64", 64, scripts["rs_one"], "h1"),

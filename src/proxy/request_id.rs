@@ -26,12 +26,17 @@ pub fn generate() -> HeaderValue {
     HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static("0"))
 }
 
-/// The id for a request: the client's if sane, else a new one.
+/// The id for a request: the client's if sane, else a new one. Marked
+/// sensitive: over HTTP/2 a value unique to every request is sent as a
+/// never-indexed literal instead of churning the HPACK table the stable
+/// headers live in (no effect over HTTP/1).
 pub fn for_request(incoming: Option<&HeaderValue>) -> HeaderValue {
-    match incoming {
+    let mut id = match incoming {
         Some(v) if is_sane(v) => v.clone(),
         _ => generate(),
-    }
+    };
+    id.set_sensitive(true);
+    id
 }
 
 #[cfg(test)]
