@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Whole-proxy load benchmark: gwanmun against nginx and HAProxy, side by side.
 
-One command:  python3 bench/run.py            (about 10 minutes with defaults)
+One command:  python3 bench/run.py            (about 12 minutes with defaults)
               python3 bench/run.py --quick    (short rounds, for a smoke run)
 
 Layout (same for every candidate): the proxy and a 3-listener nginx origin
