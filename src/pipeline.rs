@@ -23,14 +23,13 @@ use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, HOST, LOCATION, TE}
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::auth;
 use crate::config::Snapshot;
 use crate::errors::GatewayError;
 use crate::observability;
-use crate::proxy::body::{declared_too_large, ProxyBody, RequestBody};
+use crate::proxy::body::{declared_too_large, ClientBody, ProxyBody, RequestBody};
 use crate::proxy::headers::{strip_hop_by_hop, X_REQUEST_ID};
 use crate::proxy::{forward, forwarded, request_id, sanitize};
 use crate::routing::predicates::request_host;
@@ -93,7 +92,7 @@ pub struct RequestCtx {
 pub async fn handle(
     active: &Active,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Response<ProxyBody> {
     // Only the access log reads the clock and the path (step 10).
     let log = observability::access_log_enabled();
@@ -128,7 +127,7 @@ async fn steps(
     active: &Active,
     conn: &ConnInfo,
     ctx: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
     log: bool,
 ) -> Result<Response<ProxyBody>, GatewayError> {
     let snap = &*active.snapshot;
@@ -169,7 +168,7 @@ async fn steps(
     }
     let path_and_query = upstream_target(route, &clean.path, &parts.uri)?;
     let client_upgrade = if clean.websocket {
-        parts.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        parts.extensions.remove::<crate::server::http1::OnUpgrade>()
     } else {
         None
     };

@@ -105,10 +105,54 @@ pub fn find_body_error(e: &(dyn std::error::Error + 'static)) -> Option<BodyErro
     None
 }
 
+/// The client's request body as the server received it.
+#[derive(Debug)]
+pub enum ClientBody {
+    Empty,
+    /// From the gateway's own HTTP/1 codec.
+    H1(crate::server::http1::body::H1Body),
+    /// From hyper's HTTP/2 server.
+    H2(Incoming),
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::H1(b) => Pin::new(b).poll_frame(cx),
+            ClientBody::H2(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(|_| BodyError::Client))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Empty => true,
+            ClientBody::H1(b) => b.is_end_stream(),
+            ClientBody::H2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::H1(b) => b.size_hint(),
+            ClientBody::H2(b) => b.size_hint(),
+        }
+    }
+}
+
 /// The client's body on its way upstream. (The upstream client needs an
 /// `Unpin` body, hence the boxed deadline; bodiless requests allocate none.)
 pub struct RequestBody {
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     remaining: u64,
     deadline: Option<Pin<Box<Sleep>>>,
 }
@@ -123,7 +167,7 @@ impl RequestBody {
     }
 
     /// `limit` bytes at most, all of them within `timeout` from now.
-    pub fn new(inner: Incoming, limit: u64, timeout: Duration) -> RequestBody {
+    pub fn new(inner: ClientBody, limit: u64, timeout: Duration) -> RequestBody {
         if inner.is_end_stream() {
             return RequestBody::empty();
         }
@@ -160,7 +204,7 @@ impl Body for RequestBody {
         };
         match frame {
             None => Poll::Ready(None),
-            Some(Err(_)) => Poll::Ready(Some(Err(BodyError::Client))),
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     let n = data.len() as u64;

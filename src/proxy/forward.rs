@@ -128,16 +128,19 @@ fn classify(e: &SendError) -> TryError {
 /// After a `101 Switching Protocols` from the upstream, joins the client's
 /// upgraded connection to the upstream's and copies bytes both ways until
 /// either side closes.
-pub fn spawn_tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+pub fn spawn_tunnel(client: crate::server::http1::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
     tokio::spawn(async move {
-        let (c, u) = match tokio::try_join!(client, upstream) {
-            Ok(pair) => pair,
+        let Some(crate::server::http1::Upgraded(mut c)) = client.upgraded().await else {
+            tracing::debug!("client connection closed before the upgrade");
+            return;
+        };
+        let u = match upstream.await {
+            Ok(u) => u,
             Err(e) => {
                 tracing::debug!(error = %e, "upgrade failed");
                 return;
             }
         };
-        let mut c = TokioIo::new(c);
         let mut u = TokioIo::new(u);
         if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
             tracing::debug!(error = %e, "tunnel closed with error");

@@ -3,28 +3,31 @@
 //! header-read and idle timeouts, and drain gracefully on shutdown.
 //! [`shards`]: one current-thread runtime per worker thread for `run`.
 
+pub mod http1;
+pub mod io;
 pub mod shards;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
+
+use bytes::BytesMut;
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{ListenerSpec, Snapshot};
 use crate::pipeline::{self, Active, ConnInfo};
+use crate::proxy::body::ClientBody;
+use io::PermitStream;
 
 /// The running gateway's shared state: the active snapshot (swapped whole).
 #[derive(Debug)]
@@ -146,7 +149,7 @@ async fn accept_loop(
         // a WebSocket tunnel still counts until the socket closes.
         let stream = PermitStream {
             inner: stream,
-            _permit: permit,
+            permit,
         };
         conns.spawn(serve_connection(gw, info, stream, http2, stop));
         // Reap finished connection tasks so the set does not grow.
@@ -154,52 +157,6 @@ async fn accept_loop(
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
-}
-
-/// A client socket holding its listener's connection permit.
-struct PermitStream {
-    inner: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for PermitStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for PermitStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
 }
 
 /// Per-connection activity, for the idle timeout.
@@ -220,25 +177,66 @@ impl ConnActivity {
     }
 }
 
+/// The HTTP/2 connection preface (RFC 9113 section 3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 async fn serve_connection(
     gw: Arc<Gateway>,
     info: ConnInfo,
-    stream: PermitStream,
+    mut stream: PermitStream,
     http2: bool,
     mut stop: watch::Receiver<bool>,
 ) {
+    let started = Instant::now();
     // Only plain values are kept in the connection's task.
-    let (idle, first, header_read_timeout, max_header_bytes) = {
+    let limits = {
         let active = gw.active();
         let l = &active.snapshot.limits;
-        let first = l.header_read_timeout.min(l.idle_timeout);
-        (
-            l.idle_timeout,
-            first,
-            l.header_read_timeout,
-            l.max_header_bytes,
-        )
+        http1::Limits {
+            idle: l.idle_timeout,
+            header_read: l.header_read_timeout,
+            max_header_bytes: l.max_header_bytes,
+        }
     };
+    let mut buf = BytesMut::new();
+    if http2 {
+        // Read until the bytes so far can only be one protocol.
+        let until = started + limits.header_read.min(limits.idle);
+        loop {
+            let n = buf.len().min(PREFACE.len());
+            if buf[..n] != PREFACE[..n] {
+                break;
+            }
+            if n == PREFACE.len() {
+                let io = io::Rewind::new(buf.freeze(), stream);
+                return serve_http2(gw, info, io, limits, stop).await;
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(http1::body::READ_CHUNK);
+            }
+            tokio::select! {
+                r = stream.read_buf(&mut buf) => match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                _ = tokio::time::sleep_until(until) => return,
+                _ = stop.changed() => return,
+            }
+        }
+    }
+    http1::serve(gw, info, stream, buf, limits, started, stop).await;
+}
+
+/// HTTP/2 (prior knowledge) on hyper's server.
+async fn serve_http2(
+    gw: Arc<Gateway>,
+    info: ConnInfo,
+    io: io::Rewind<PermitStream>,
+    limits: http1::Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let idle = limits.idle;
+    let first = limits.header_read.min(limits.idle);
     let activity = Arc::new(ConnActivity {
         in_flight: AtomicU32::new(0),
         last: AtomicU64::new(0),
@@ -246,38 +244,27 @@ async fn serve_connection(
     });
     let info = Arc::new(info);
     let act = activity.clone();
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let gw = gw.clone();
         let info = info.clone();
         let act = act.clone();
-        // Boxed: hyper keeps room for one request future per connection
-        // for the connection's whole life, so an idle connection holds a
-        // pointer here instead of the pipeline's whole state (~6 KiB).
+        // Boxed: hyper keeps room for one request future per stream.
         Box::pin(async move {
             act.in_flight.fetch_add(1, Ordering::Relaxed);
             act.touch();
             let active = gw.active();
+            let req = req.map(ClientBody::H2);
             let resp = pipeline::handle(&active, &info, req).await;
             act.in_flight.fetch_sub(1, Ordering::Relaxed);
             act.touch();
             Ok::<_, std::convert::Infallible>(resp)
         })
     });
-    // The auto connection borrows its builder for its whole life.
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
-        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .max_buf_size(max_header_bytes.saturating_mul(4).max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(max_header_bytes as u32);
-    if !http2 {
-        builder = builder.http1_only();
-    }
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        .max_header_list_size(limits.max_header_bytes as u32);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut draining = false;
     loop {

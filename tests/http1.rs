@@ -1,0 +1,154 @@
+//! The gateway's own HTTP/1.1 server codec, over raw sockets: pipelining,
+//! HTTP/1.0 keep-alive, HEAD framing, `Expect: 100-continue`, JSON answers
+//! for heads the parser refuses, and an early answer to an upload that
+//! reaches the client instead of a reset.
+
+mod support;
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use support::*;
+
+async fn setup() -> (Gw, Upstream) {
+    let up = echo_upstream("up").await;
+    let ups = format!("  up: {{ endpoints: [\"{}\"] }}\n", up.addr);
+    let routes = "  - { id: all, match: { path: /** }, upstream: up, max_body: 1KiB }\n";
+    let gw = start_gateway(&config(&ups, routes)).await;
+    (gw, up)
+}
+
+/// Reads until `needle` has been seen `times` times (bounded by 5 s).
+async fn read_until(s: &mut TcpStream, needle: &str, times: usize) -> String {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while String::from_utf8_lossy(&out).matches(needle).count() < times {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut chunk))
+            .await
+            .expect("reply in time")
+            .expect("read");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&out));
+        out.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let (gw, up) = setup().await;
+    let reply = raw(
+        gw.addr,
+        b"GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\nGET /third HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(reply.matches("HTTP/1.1 200 OK\r\n").count(), 3, "{reply}");
+    assert!(reply.contains("connection: close\r\n"), "{reply}");
+    let uris: Vec<String> = up.requests().into_iter().map(|r| r.uri).collect();
+    assert_eq!(uris, ["/first", "/second", "/third"]);
+}
+
+#[tokio::test]
+async fn http10_keeps_alive_only_when_asked() {
+    let (gw, up) = setup().await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    for i in 0..3 {
+        s.write_all(format!("GET /k{i} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let r = read_until(&mut s, "\r\n\r\nup", 1).await;
+        assert_eq!(raw_status(&r), 200, "{r}");
+        assert!(r.contains("connection: keep-alive\r\n"), "{r}");
+    }
+    assert_eq!(up.count(), 3);
+    // Without keep-alive the server closes after the answer.
+    s.write_all(b"GET /last HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
+        .await
+        .expect("closed by the gateway")
+        .unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert_eq!(raw_status(&rest), 200, "{rest}");
+    assert!(rest.contains("connection: close\r\n"), "{rest}");
+}
+
+#[tokio::test]
+async fn head_answers_carry_no_body_and_the_connection_goes_on() {
+    let (gw, _up) = setup().await;
+    let reply = raw(
+        gw.addr,
+        b"HEAD /h HTTP/1.1\r\nHost: a\r\n\r\nGET /g HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (first, second) = reply.split_once("\r\n\r\n").expect("a first head");
+    assert!(first.contains("content-length: 2"), "{first}");
+    assert!(second.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(second.ends_with("\r\n\r\nup"), "{reply}");
+}
+
+#[tokio::test]
+async fn expect_continue_gets_100_then_the_answer() {
+    let (gw, up) = setup().await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(
+        b"PUT /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let interim = read_until(&mut s, "\r\n\r\n", 1).await;
+    assert!(
+        interim.starts_with("HTTP/1.1 100 Continue\r\n\r\n"),
+        "{interim}"
+    );
+    s.write_all(b"hello").await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    let rest = String::from_utf8_lossy(&rest);
+    assert_eq!(raw_status(&rest), 200, "{rest}");
+    assert_eq!(&up.last().body[..], b"hello");
+}
+
+#[tokio::test]
+async fn refused_heads_get_the_json_error_body() {
+    let (gw, up) = setup().await;
+    let r = raw(gw.addr, b"GET /x HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n").await;
+    assert_eq!(raw_status(&r), 400, "{r}");
+    assert!(r.contains("content-type: application/json\r\n"), "{r}");
+    assert!(r.contains("\"error\":\"bad_request\""), "{r}");
+    let big = format!(
+        "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let r = raw(gw.addr, big.as_bytes()).await;
+    assert_eq!(raw_status(&r), 431, "{r}");
+    assert!(r.contains("\"error\":\"headers_too_large\""), "{r}");
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn an_early_answer_to_an_upload_is_read_not_reset() {
+    let (gw, up) = setup().await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    // 256 KiB declared on a route that takes 1 KiB: answered 413 before the
+    // body is read, while the client is still sending it.
+    let body = vec![b'x'; 256 * 1024];
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 262144\r\n\r\n")
+        .await
+        .unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&body).await;
+        wr
+    });
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), rd.read_to_end(&mut reply)).await;
+    let reply = String::from_utf8_lossy(&reply);
+    assert_eq!(raw_status(&reply), 413, "{reply}");
+    assert!(reply.contains("connection: close\r\n"), "{reply}");
+    assert!(reply.contains("payload_too_large"), "{reply}");
+    let _ = writer.await;
+    assert_eq!(up.count(), 0);
+}
