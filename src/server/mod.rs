@@ -209,7 +209,8 @@ async fn serve_connection(
             }
             if n == PREFACE.len() {
                 let io = io::Rewind::new(buf.freeze(), stream);
-                return serve_http2(gw, info, io, limits, stop).await;
+                // Boxed: HTTP/1 connections do not carry its size.
+                return Box::pin(serve_http2(gw, info, io, limits, stop)).await;
             }
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(http1::body::READ_CHUNK);

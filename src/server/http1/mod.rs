@@ -20,6 +20,7 @@
 //!    sends for a moment (so it sees the answer instead of a reset).
 
 pub mod body;
+mod buffers;
 pub mod parse;
 pub mod write;
 
@@ -40,7 +41,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
-use self::body::{H1Body, Lent, Slot, READ_CHUNK};
+use self::body::{H1Body, Lent, Slot};
 use self::parse::{Framing, Head};
 use self::write::{ConnHeader, Out};
 use super::io::{PermitStream, Rewind};
@@ -199,21 +200,15 @@ async fn next_head(
         };
         if idle {
             // Nothing buffered: hold no buffer while waiting.
-            if buf.capacity() > 0 {
-                *buf = BytesMut::new();
-            }
-            if conn.out.capacity() > 0 {
-                conn.out = Vec::new();
-            }
+            buffers::release_read(buf);
+            buffers::release_write(&mut conn.out);
             tokio::select! {
                 r = read.readable() => if r.is_err() { return Next::Closed },
                 _ = tokio::time::sleep_until(until) => return Next::Closed,
                 _ = stop.changed() => return Next::Closed,
             }
         }
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(READ_CHUNK);
-        }
+        buffers::ready_to_read(buf);
         tokio::select! {
             r = read.read_buf(buf) => match r {
                 Ok(0) | Err(_) => return Next::Closed,
@@ -313,7 +308,7 @@ async fn exchange(
         let Some(tx) = upgrade_tx else {
             return Keep::Close;
         };
-        conn.out.clear();
+        buffers::ready_to_write(&mut conn.out);
         write::encode_head(
             &mut conn.out,
             parts.status,
@@ -339,7 +334,7 @@ async fn exchange(
         ConnHeader::None
     };
     let framing = write::body_framing(head_request, http10, parts.status, &body.size_hint());
-    conn.out.clear();
+    buffers::ready_to_write(&mut conn.out);
     write::encode_head(
         &mut conn.out,
         parts.status,
@@ -396,9 +391,7 @@ async fn watch_client(read: &mut OwnedReadHalf, buf: &mut BytesMut, max: usize) 
         if buf.capacity() == 0 && read.readable().await.is_err() {
             return;
         }
-        if buf.capacity() - buf.len() < 1024 {
-            buf.reserve(READ_CHUNK);
-        }
+        buffers::ready_to_read(buf);
         match read.read_buf(buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
@@ -513,7 +506,7 @@ async fn respond(
 ) -> io::Result<()> {
     let (parts, mut body) = resp.into_parts();
     let framing = write::body_framing(head_request, http10, parts.status, &body.size_hint());
-    conn.out.clear();
+    buffers::ready_to_write(&mut conn.out);
     write::encode_head(
         &mut conn.out,
         parts.status,
@@ -541,7 +534,9 @@ async fn linger(conn: Conn) {
     });
     let _ = write.shutdown().await;
     if let Some(mut read) = read {
-        let mut sink = [0u8; 4096];
+        // On the heap: the connection task's size is that of its largest
+        // state, and every idle connection pays for it.
+        let mut sink = vec![0u8; 4096];
         let mut total = 0;
         let drain = async {
             while total < LINGER_BYTES {
