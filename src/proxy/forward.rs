@@ -110,6 +110,10 @@ fn classify(e: &SendError) -> TryError {
             tracing::debug!(error = %e, "upstream connect failed");
             return TryError::Connect;
         }
+        SendError::Io(e) => {
+            tracing::debug!(error = %e, "upstream request failed");
+            return TryError::Reset;
+        }
         SendError::Http(e) => e,
     };
     match find_body_error(e) {

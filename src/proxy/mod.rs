@@ -6,6 +6,7 @@
 pub mod body;
 pub mod forward;
 pub mod forwarded;
+pub mod h1;
 pub mod headers;
 pub mod request_id;
 pub mod rewrite;

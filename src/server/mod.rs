@@ -213,7 +213,7 @@ async fn serve_connection(
                 return Box::pin(serve_http2(gw, info, io, limits, stop)).await;
             }
             if buf.capacity() - buf.len() < 1024 {
-                buf.reserve(http1::body::READ_CHUNK);
+                buf.reserve(crate::proxy::h1::buffers::READ_CAPACITY);
             }
             tokio::select! {
                 r = stream.read_buf(&mut buf) => match r {

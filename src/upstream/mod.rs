@@ -14,6 +14,7 @@ pub mod breaker;
 pub mod discovery;
 pub mod dns;
 pub mod endpoint;
+pub mod h1;
 pub mod health;
 pub mod outlier;
 pub mod pool;

@@ -36,8 +36,12 @@ use tokio::net::TcpStream;
 
 use super::body::UpstreamBody;
 use super::endpoint::Endpoint;
+use super::h1::{self, RawConn};
 use super::State;
 use crate::config::{Protocol, UpstreamSpec};
+use crate::proxy::body::BoxError;
+use crate::proxy::h1::buffers;
+use crate::proxy::h1::decode::Decoder;
 
 /// Worker runtimes in this process (`run --threads N`); each endpoint keeps
 /// one idle stack per worker. 1 unless [`set_workers`] said otherwise
@@ -95,7 +99,14 @@ pub struct Conns {
 struct Slot {
     /// Oldest first; checkout pops the newest.
     h1: Vec<Idle>,
+    /// Connections of the inline client (bodiless requests), oldest first.
+    raw: Vec<IdleRaw>,
     h2: Option<http2::SendRequest<UpstreamBody>>,
+}
+
+struct IdleRaw {
+    conn: RawConn,
+    since: Instant,
 }
 
 struct Idle {
@@ -163,6 +174,30 @@ impl Conns {
         }
     }
 
+    /// The newest idle inline connection that nothing arrived on since.
+    fn take_raw(&self, slot: usize, idle_timeout: Duration) -> Option<(RawConn, Duration)> {
+        let mut s = self.lock(slot);
+        let now = Instant::now();
+        s.drop_expired(now, idle_timeout);
+        while let Some(idle) = s.raw.pop() {
+            if idle.conn.is_usable() {
+                return Some((idle.conn, now.duration_since(idle.since)));
+            }
+        }
+        None
+    }
+
+    pub(super) fn put_raw(&self, slot: usize, mut conn: RawConn, max_idle: usize) {
+        conn.park();
+        let mut s = self.lock(slot);
+        if s.raw.len() < max_idle {
+            s.raw.push(IdleRaw {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
     fn h2(&self, slot: usize) -> Option<http2::SendRequest<UpstreamBody>> {
         let mut s = self.lock(slot);
         match &s.h2 {
@@ -182,6 +217,7 @@ impl Conns {
             let mut s = self.lock(slot);
             s.drop_expired(now, idle_timeout);
             s.h1.retain(|i| !i.tx.is_closed());
+            s.raw.retain(|i| i.conn.is_usable());
             if s.h2.as_ref().is_some_and(http2::SendRequest::is_closed) {
                 s.h2 = None;
             }
@@ -199,6 +235,12 @@ impl Slot {
         if fresh > 0 {
             self.h1.drain(..fresh);
         }
+        let fresh = self
+            .raw
+            .partition_point(|i| now.duration_since(i.since) >= idle_timeout);
+        if fresh > 0 {
+            self.raw.drain(..fresh);
+        }
     }
 }
 
@@ -209,6 +251,8 @@ pub enum SendError {
     Connect(io::Error),
     /// The connection failed while sending or receiving.
     Http(hyper::Error),
+    /// The same, on the inline client.
+    Io(io::Error),
 }
 
 /// Sends `req` (origin-form URI) to `ep`, on a pooled connection when one
@@ -229,6 +273,9 @@ pub async fn send(
         }
     }
     let slot = slot();
+    if h1::suits(&req) {
+        return send_inline(cfg, ep, req, slot).await;
+    }
     // Bounded: every turn takes one connection out of the pool.
     while let Some((mut tx, idle_for)) = ep.conns.take_h1(slot, cfg.idle_timeout) {
         // A connection idle this long may be closed by the upstream just as
@@ -272,6 +319,46 @@ pub async fn send(
         resp,
         Some((ep.clone(), tx, slot, cfg.max_idle)),
     ))
+}
+
+/// A bodiless request on the inline client: written from the request's
+/// task, the response head read by it too.
+async fn send_inline(
+    cfg: &Settings,
+    ep: &Arc<Endpoint>,
+    req: Request<UpstreamBody>,
+    slot: usize,
+) -> Result<Response<ResponseBody>, SendError> {
+    let head_request = req.method() == http::Method::HEAD;
+    let safe = req.method().is_idempotent();
+    let mut out = Vec::new();
+    buffers::ready_to_write(&mut out);
+    h1::encode_request(&mut out, &req);
+    drop(req);
+    let home = || (ep.clone(), slot, cfg.max_idle);
+    let result = async {
+        // Connections that saw anything while idle were dropped by take_raw.
+        if let Some((mut conn, idle_for)) = ep.conns.take_raw(slot, cfg.idle_timeout) {
+            match h1::exchange(&mut conn, &out, head_request).await {
+                Ok(head) => return Ok(Response::from_parts(head.parts, ResponseBody::raw(conn, head.decoder, head.reusable, home()))),
+                // Closed under the request with no answer (its keep-alive
+                // timeout ran out as the request went): once more, on a new
+                // connection, when sending it twice is safe.
+                Err(h1::ExchangeError::Unanswered(e)) if safe && idle_for >= STALE_AFTER => {
+                    tracing::debug!(endpoint = %ep.authority, error = %e, "stale pooled connection; sending again on a new one");
+                }
+                Err(e) => return Err(SendError::Io(e.into_io())),
+            }
+        }
+        let mut conn = RawConn::new(Box::pin(connect(cfg, ep)).await?);
+        let head = h1::exchange(&mut conn, &out, head_request)
+            .await
+            .map_err(|e| SendError::Io(e.into_io()))?;
+        Ok(Response::from_parts(head.parts, ResponseBody::raw(conn, head.decoder, head.reusable, home())))
+    }
+    .await;
+    buffers::release_write(&mut out);
+    result
 }
 
 /// Pooled connections idle at least this long get a replay copy of a safe
@@ -321,7 +408,7 @@ async fn open_h1(
     cfg: &Settings,
     ep: &Endpoint,
 ) -> Result<http1::SendRequest<UpstreamBody>, SendError> {
-    let io = connect(cfg, ep).await?;
+    let io = TokioIo::new(connect(cfg, ep).await?);
     let (tx, conn) = http1::Builder::new()
         .handshake(io)
         .await
@@ -353,7 +440,7 @@ async fn send_h2(
     let mut tx = match ep.conns.h2(slot) {
         Some(tx) => tx,
         None => {
-            let io = connect(cfg, ep).await?;
+            let io = TokioIo::new(connect(cfg, ep).await?);
             let (tx, conn) = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .handshake(io)
@@ -372,7 +459,7 @@ async fn send_h2(
     Ok(ResponseBody::wrap(resp, None))
 }
 
-async fn connect(cfg: &Settings, ep: &Endpoint) -> Result<TokioIo<TcpStream>, SendError> {
+async fn connect(cfg: &Settings, ep: &Endpoint) -> Result<TcpStream, SendError> {
     let attempt = async {
         let stream = match ep.addr {
             Some(addr) => TcpStream::connect(addr).await?,
@@ -382,7 +469,7 @@ async fn connect(cfg: &Settings, ep: &Endpoint) -> Result<TokioIo<TcpStream>, Se
         Ok::<_, io::Error>(stream)
     };
     match tokio::time::timeout(cfg.connect_timeout, attempt).await {
-        Ok(Ok(s)) => Ok(TokioIo::new(s)),
+        Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(SendError::Connect(e)),
         Err(_) => Err(SendError::Connect(io::Error::new(
             io::ErrorKind::TimedOut,
@@ -444,19 +531,34 @@ type Return = (
 /// pool once read to the end. Dropped earlier (the client went away), the
 /// connection is dropped with it and closes: it is mid-response.
 pub struct ResponseBody {
-    inner: Incoming,
+    inner: Inner,
     back: Option<Return>,
+}
+
+enum Inner {
+    Hyper(Incoming),
+    Raw(h1::RawBody),
 }
 
 impl ResponseBody {
     fn wrap(resp: Response<Incoming>, back: Option<Return>) -> Response<ResponseBody> {
         // A switched protocol owns the connection from here on.
         let back = back.filter(|_| resp.status() != StatusCode::SWITCHING_PROTOCOLS);
-        let mut resp = resp.map(|inner| ResponseBody { inner, back });
-        if resp.body().inner.is_end_stream() {
+        let mut resp = resp.map(|inner| ResponseBody {
+            inner: Inner::Hyper(inner),
+            back,
+        });
+        if resp.body().is_end_stream() {
             resp.body_mut().release();
         }
         resp
+    }
+
+    fn raw(conn: RawConn, decoder: Decoder, reusable: bool, home: h1::Home) -> ResponseBody {
+        ResponseBody {
+            inner: Inner::Raw(h1::RawBody::new(conn, decoder, reusable, home)),
+            back: None,
+        }
     }
 
     fn release(&mut self) {
@@ -468,8 +570,12 @@ impl ResponseBody {
 
 impl std::fmt::Debug for ResponseBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner: &dyn std::fmt::Debug = match &self.inner {
+            Inner::Hyper(i) => i,
+            Inner::Raw(r) => r,
+        };
         f.debug_struct("ResponseBody")
-            .field("inner", &self.inner)
+            .field("inner", inner)
             .field("pooled", &self.back.is_some())
             .finish()
     }
@@ -477,28 +583,38 @@ impl std::fmt::Debug for ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let res = Pin::new(&mut this.inner).poll_frame(cx);
+        let inner = match &mut this.inner {
+            Inner::Raw(r) => return r.poll_frame(cx).map_err(Into::into),
+            Inner::Hyper(inner) => inner,
+        };
+        let res = Pin::new(&mut *inner).poll_frame(cx);
         match &res {
             Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
+            Poll::Ready(Some(Ok(_))) if inner.is_end_stream() => this.release(),
             Poll::Ready(Some(Err(_))) => this.back = None,
             _ => {}
         }
-        res
+        res.map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::Hyper(i) => i.is_end_stream(),
+            Inner::Raw(r) => r.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::Hyper(i) => i.size_hint(),
+            Inner::Raw(r) => r.size_hint(),
+        }
     }
 }

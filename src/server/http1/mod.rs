@@ -20,7 +20,6 @@
 //!    sends for a moment (so it sees the answer instead of a reset).
 
 pub mod body;
-mod buffers;
 pub mod parse;
 pub mod write;
 
@@ -49,6 +48,7 @@ use super::Gateway;
 use crate::errors::GatewayError;
 use crate::pipeline::{self, ConnInfo};
 use crate::proxy::body::{ClientBody, ProxyBody};
+use crate::proxy::h1::buffers;
 
 /// Bodies up to this size are copied next to the head (one write); larger
 /// ones go out with a vectored write.

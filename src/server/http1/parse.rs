@@ -3,24 +3,18 @@
 //! copy), and the body's framing decided here, strictly (RFC 9112 section
 //! 6): anything ambiguous is refused before a byte goes anywhere.
 
-use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 use bytes::BytesMut;
-use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Uri, Version};
 
 use crate::errors::GatewayError;
+use crate::proxy::h1::Lines;
 
 /// Header lines one request may carry (hyper's default is 100).
 pub const MAX_HEADERS: usize = 128;
-
-thread_local! {
-    /// Header offsets of the head being parsed, reused (no allocation and
-    /// no zeroing per request).
-    static LINES: Cell<Vec<[usize; 4]>> = const { Cell::new(Vec::new()) };
-}
 
 /// How the request body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,32 +68,18 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize) -> Result<Option<Head>, Gatew
         .method
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or(GatewayError::BadRequest("malformed request method"))?;
-    // Offsets into the buffer, so the frozen head can be sliced without
-    // copying once httparse's borrow ends.
-    let base = buf.as_ptr() as usize;
-    let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
-    let target = req.path.map(|p| at(p.as_bytes())).unwrap_or((0, 0));
-    let mut lines = LINES.with(|l| l.take());
-    lines.clear();
-    lines.extend(req.headers.iter().map(|h| {
-        let (n, nl) = at(h.name.as_bytes());
-        let (v, vl) = at(h.value);
-        [n, nl, v, vl]
-    }));
-    let count = lines.len();
+    let target = req
+        .path
+        .map(|p| p.as_ptr() as usize - buf.as_ptr() as usize);
+    let target = target.map_or((0, 0), |at| (at, req.path.map_or(0, str::len)));
+    let lines = Lines::of(buf, req.headers);
     let head = buf.split_to(len).freeze();
 
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1))
         .map_err(|_| GatewayError::BadRequest("malformed request target"))?;
-    let mut headers = HeaderMap::with_capacity(count + 6);
-    for &[n, nl, v, vl] in &lines {
-        let name = HeaderName::from_bytes(&head[n..n + nl])
-            .map_err(|_| GatewayError::BadRequest("malformed header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(v..v + vl))
-            .map_err(|_| GatewayError::BadRequest("malformed header value"))?;
-        headers.append(name, value);
-    }
-    LINES.with(|l| l.set(lines));
+    let mut headers = lines
+        .into_map(&head, 6)
+        .map_err(|_| GatewayError::BadRequest("malformed header line"))?;
 
     let framing = framing(version, &mut headers)?;
     let (mut keep_alive, upgrade) = connection_options(version, &headers);
