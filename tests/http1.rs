@@ -53,23 +53,25 @@ async fn pipelined_requests_are_answered_in_order() {
 #[tokio::test]
 async fn http10_keeps_alive_only_when_asked() {
     let (gw, up) = setup().await;
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = TcpStream::connect(gw.addr).await.expect("test io");
     for i in 0..3 {
         s.write_all(format!("GET /k{i} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").as_bytes())
             .await
-            .unwrap();
+            .expect("test io");
         let r = read_until(&mut s, "\r\n\r\nup", 1).await;
         assert_eq!(raw_status(&r), 200, "{r}");
         assert!(r.contains("connection: keep-alive\r\n"), "{r}");
     }
     assert_eq!(up.count(), 3);
     // Without keep-alive the server closes after the answer.
-    s.write_all(b"GET /last HTTP/1.0\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /last HTTP/1.0\r\n\r\n")
+        .await
+        .expect("test io");
     let mut rest = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest))
         .await
         .expect("closed by the gateway")
-        .unwrap();
+        .expect("test io");
     let rest = String::from_utf8_lossy(&rest);
     assert_eq!(raw_status(&rest), 200, "{rest}");
     assert!(rest.contains("connection: close\r\n"), "{rest}");
@@ -92,18 +94,18 @@ async fn head_answers_carry_no_body_and_the_connection_goes_on() {
 #[tokio::test]
 async fn expect_continue_gets_100_then_the_answer() {
     let (gw, up) = setup().await;
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = TcpStream::connect(gw.addr).await.expect("test io");
     s.write_all(
         b"PUT /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n",
     )
     .await
-    .unwrap();
+    .expect("test io");
     let interim = read_until(&mut s, "\r\n\r\n", 1).await;
     assert!(
         interim.starts_with("HTTP/1.1 100 Continue\r\n\r\n"),
         "{interim}"
     );
-    s.write_all(b"hello").await.unwrap();
+    s.write_all(b"hello").await.expect("test io");
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
     let rest = String::from_utf8_lossy(&rest);
@@ -131,13 +133,13 @@ async fn refused_heads_get_the_json_error_body() {
 #[tokio::test]
 async fn an_early_answer_to_an_upload_is_read_not_reset() {
     let (gw, up) = setup().await;
-    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    let mut s = TcpStream::connect(gw.addr).await.expect("test io");
     // 256 KiB declared on a route that takes 1 KiB: answered 413 before the
     // body is read, while the client is still sending it.
     let body = vec![b'x'; 256 * 1024];
     s.write_all(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 262144\r\n\r\n")
         .await
-        .unwrap();
+        .expect("test io");
     let (mut rd, mut wr) = s.into_split();
     let writer = tokio::spawn(async move {
         let _ = wr.write_all(&body).await;

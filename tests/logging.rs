@@ -62,11 +62,15 @@ routes:
         let reply = raw(addr, req.as_bytes()).await;
         assert!(raw_status(&reply) > 0, "{reply}");
     }
+    // A head the parser refuses is logged too, without its secrets.
+    let bad = "GET /public/c?access_token=QUERYSECRET42 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer TOKENSECRET42\r\nX A: b\r\n\r\n";
+    let reply = raw(addr, bad.as_bytes()).await;
+    assert_eq!(raw_status(&reply), 400, "{reply}");
     let logged = || std::fs::read_to_string(&log_path).unwrap_or_default();
     // Two access-log lines prove logging was on while the secrets passed.
     assert!(
         wait_until(
-            || logged().matches("gwanmun::access").count() >= 2,
+            || logged().matches("gwanmun::access").count() >= 3,
             Duration::from_secs(5)
         )
         .await,
@@ -90,4 +94,6 @@ routes:
     }
     assert!(text.contains("\"path\":\"/public/a\""), "{text}");
     assert!(text.contains("\"status\":401"), "{text}");
+    assert!(text.contains("\"status\":400"), "{text}");
+    assert!(text.contains("\"error\":\"bad_request\""), "{text}");
 }

@@ -212,8 +212,8 @@ async fn absolute_and_asterisk_forms_are_refused() {
     assert_eq!(s.total(), before);
 }
 
-/// A `#` can not be sent in a request target legitimately; hyper's URI
-/// parser ends the path there and drops the fragment. The gateway then
+/// A `#` can not be sent in a request target legitimately; the URI parser
+/// (the `http` crate's) ends the path there and drops the fragment. The gateway then
 /// routes and forwards the path before `#`, so routing and the upstream
 /// still agree: nothing after `#` is ever seen by either.
 #[tokio::test]

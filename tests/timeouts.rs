@@ -361,3 +361,43 @@ async fn a_response_streaming_longer_than_the_idle_timeout_is_not_cut() {
     }
     task.abort();
 }
+
+/// A client that asks for a large answer and then reads nothing can not
+/// hold the connection, nor the upstream response behind it: a write that
+/// makes no progress for `idle_timeout` closes both.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<u64>();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut head = [0u8; 4096];
+        let _ = s.read(&mut head).await;
+        let len: u64 = 256 << 20;
+        let _ = s
+            .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").as_bytes())
+            .await;
+        let block = vec![b'x'; 64 << 10];
+        let mut sent = 0u64;
+        while sent < len {
+            if s.write_all(&block).await.is_err() {
+                break;
+            }
+            sent += block.len() as u64;
+        }
+        let _ = closed_tx.send(sent);
+    });
+    let gw = start_gateway(&limits_config(addr, "  idle_timeout: 300ms\n", "")).await;
+    let mut c = TcpStream::connect(gw.addr).await.expect("connect");
+    c.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    // Nothing is read from here on.
+    let sent = tokio::time::timeout(Duration::from_secs(10), closed_rx)
+        .await
+        .expect("the upstream connection was closed in time")
+        .expect("upstream task");
+    assert!(sent < 256 << 20, "the whole body went through: {sent}");
+    drop(c);
+}

@@ -35,8 +35,8 @@ impl Origin {
 }
 
 async fn origin() -> Origin {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("test io");
+    let addr = l.local_addr().expect("test io");
     let accepted = Arc::new(AtomicUsize::new(0));
     let acc = accepted.clone();
     let task = tokio::spawn(async move {
@@ -128,7 +128,7 @@ async fn head_answers_are_not_waited_on_for_a_body() {
     let (o, gw) = setup().await;
     let req = http::Request::head(gw.url("/head"))
         .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .unwrap();
+        .expect("test io");
     let (s, h, b) = send(req).await;
     assert_eq!((s.as_u16(), b.len()), (200, 0));
     assert_eq!(h["content-length"], "100");

@@ -73,6 +73,28 @@ pub fn access_log_enabled() -> bool {
     tracing::enabled!(target: "gwanmun::access", tracing::Level::INFO)
 }
 
+/// The access line of a request refused before it could be parsed (bad
+/// head, head too large, head not in time): no method, path or route.
+pub fn access_log_refused(
+    peer: std::net::SocketAddr,
+    request_id: &http::HeaderValue,
+    status: StatusCode,
+    error: &'static str,
+) {
+    tracing::info!(
+        target: "gwanmun::access",
+        request_id = request_id.to_str().unwrap_or(""),
+        client = %peer.ip(),
+        method = "-",
+        path = "-",
+        status = status.as_u16(),
+        route = "-",
+        upstream = "-",
+        error = error,
+        duration_us = 0u64,
+    );
+}
+
 /// One line per request, at info, target `gwanmun::access`.
 pub fn access_log(ctx: &RequestCtx, method: &Method, status: StatusCode, elapsed: Duration) {
     tracing::info!(

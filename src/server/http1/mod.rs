@@ -90,6 +90,8 @@ struct Conn {
     permit: OwnedSemaphorePermit,
     /// Where a request body hands back the read half; made on first use.
     slot: Option<Slot>,
+    /// The longest a response write may wait for the client to read.
+    stall: Duration,
     out: Vec<u8>,
 }
 
@@ -117,6 +119,7 @@ pub async fn serve(
         write,
         permit,
         slot: None,
+        stall: limits.idle,
         out: Vec::new(),
     };
     // The first request: its whole head within the header deadline (or the
@@ -135,6 +138,9 @@ pub async fn serve(
             Next::Refuse(e) => {
                 tracing::debug!(error = e.code(), "request head refused");
                 let id = crate::proxy::request_id::for_request(None);
+                if crate::observability::access_log_enabled() {
+                    crate::observability::access_log_refused(info.peer, &id, e.status(), e.code());
+                }
                 let mut resp = e.to_response(id.to_str().unwrap_or(""));
                 resp.headers_mut()
                     .insert(&crate::proxy::headers::X_REQUEST_ID, id);
@@ -253,11 +259,14 @@ async fn exchange(
     if expect_continue {
         // Sent at once rather than on the first body read: simpler, and
         // allowed (RFC 9110 10.1.1).
-        if conn
-            .write
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .await
-            .is_err()
+        if write_all(
+            &mut conn.write,
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            &[],
+            conn.stall,
+        )
+        .await
+        .is_err()
         {
             return Keep::Gone;
         }
@@ -316,7 +325,10 @@ async fn exchange(
             Out::NoBody { keep_length: false },
             ConnHeader::None,
         );
-        if conn.write.write_all(&conn.out).await.is_err() {
+        if flush(&mut conn.write, &mut conn.out, conn.stall)
+            .await
+            .is_err()
+        {
             return Keep::Gone;
         }
         return Keep::Upgrade(tx);
@@ -344,8 +356,17 @@ async fn exchange(
     );
     drop(parts);
     let sent = match framing {
-        Out::NoBody { .. } => flush(&mut conn.write, &mut conn.out).await,
-        _ => send_body(&mut conn.write, &mut conn.out, &mut body, framing).await,
+        Out::NoBody { .. } => flush(&mut conn.write, &mut conn.out, conn.stall).await,
+        _ => {
+            send_body(
+                &mut conn.write,
+                &mut conn.out,
+                &mut body,
+                framing,
+                conn.stall,
+            )
+            .await
+        }
     };
     drop(body);
     if sent.is_err() {
@@ -406,6 +427,7 @@ async fn send_body(
     out: &mut Vec<u8>,
     body: &mut ProxyBody,
     framing: Out,
+    stall: Duration,
 ) -> io::Result<()> {
     let chunked = framing == Out::Chunked;
     let mut left = match framing {
@@ -423,7 +445,7 @@ async fn send_body(
         let frame = match ready {
             Some(f) => f,
             None => {
-                flush(w, out).await?;
+                flush(w, out, stall).await?;
                 body.frame().await
             }
         };
@@ -449,50 +471,80 @@ async fn send_body(
         if data.len() <= COPY_MAX {
             out.extend_from_slice(&data);
         } else {
-            write_two(w, out, &data).await?;
+            write_two(w, out, &data, stall).await?;
         }
         if chunked {
             out.extend_from_slice(b"\r\n");
         }
         if out.len() >= 4 * COPY_MAX {
-            flush(w, out).await?;
+            flush(w, out, stall).await?;
         }
     }
     if let Out::Length(_) = framing {
         if left != 0 {
-            flush(w, out).await?;
+            flush(w, out, stall).await?;
             return Err(io::Error::other("response body shorter than its length"));
         }
     }
     if chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    flush(w, out).await
+    flush(w, out, stall).await
 }
 
-async fn flush(w: &mut OwnedWriteHalf, out: &mut Vec<u8>) -> io::Result<()> {
+async fn flush(w: &mut OwnedWriteHalf, out: &mut Vec<u8>, stall: Duration) -> io::Result<()> {
     if !out.is_empty() {
-        w.write_all(out).await?;
+        write_all(w, out, &[], stall).await?;
         out.clear();
     }
     Ok(())
 }
 
 /// `out` then `data`, vectored.
-async fn write_two(w: &mut OwnedWriteHalf, out: &mut Vec<u8>, data: &Bytes) -> io::Result<()> {
-    let mut a = 0;
-    let mut b = 0;
-    while a < out.len() || b < data.len() {
-        let bufs = [IoSlice::new(&out[a..]), IoSlice::new(&data[b..])];
-        let n = w.write_vectored(&bufs).await?;
+async fn write_two(
+    w: &mut OwnedWriteHalf,
+    out: &mut Vec<u8>,
+    data: &Bytes,
+    stall: Duration,
+) -> io::Result<()> {
+    write_all(w, out, data, stall).await?;
+    out.clear();
+    Ok(())
+}
+
+/// Writes `a` then `b`. The socket usually takes everything at once (no
+/// timer); a client that takes nothing for `stall` (it stopped reading)
+/// fails the write, so a slow reader holds neither the connection nor the
+/// upstream response forever.
+async fn write_all(w: &mut OwnedWriteHalf, a: &[u8], b: &[u8], stall: Duration) -> io::Result<()> {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let bufs = [IoSlice::new(&a[i..]), IoSlice::new(&b[j..])];
+        let n = match w.try_write_vectored(&bufs) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                match tokio::time::timeout(stall, w.writable()).await {
+                    Ok(ready) => {
+                        ready?;
+                        continue;
+                    }
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client stopped reading",
+                        ))
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        let from_a = n.min(out.len() - a);
-        a += from_a;
-        b += n - from_a;
+        let from_a = n.min(a.len() - i);
+        i += from_a;
+        j += n - from_a;
     }
-    out.clear();
     Ok(())
 }
 
@@ -514,7 +566,14 @@ async fn respond(
         framing,
         conn_header,
     );
-    send_body(&mut conn.write, &mut conn.out, &mut body, framing).await
+    send_body(
+        &mut conn.write,
+        &mut conn.out,
+        &mut body,
+        framing,
+        conn.stall,
+    )
+    .await
 }
 
 /// Closes the connection: our side first, then whatever the client still
