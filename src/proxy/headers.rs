@@ -86,7 +86,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present == 0 {
         return;
     }
-    if present & 1 != 0 {
+    // `Connection: keep-alive` or `close` (nearly every message that has the
+    // header) names nothing else: no need to parse the list.
+    let only_options = || {
+        headers.get_all(header::CONNECTION).iter().all(|v| {
+            let v = v.as_bytes();
+            v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+        })
+    };
+    if present & 1 != 0 && !only_options() {
         // Names in Connection other than hop-by-hop names and `close`
         // (removed anyway, or naming nothing): only names of headers
         // actually present matter, so `keep-alive` alone allocates nothing.

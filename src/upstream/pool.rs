@@ -334,7 +334,7 @@ async fn send_inline(
     let mut out = Vec::new();
     buffers::ready_to_write(&mut out);
     h1::encode_request(&mut out, &req);
-    drop(req);
+    buffers::recycle_map(req.into_parts().0.headers);
     let home = || (ep.clone(), slot, cfg.max_idle);
     let result = async {
         // Connections that saw anything while idle were dropped by take_raw.

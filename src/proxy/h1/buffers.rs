@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 
 use bytes::BytesMut;
+use http::HeaderMap;
 
 /// Room for a typical request head.
 pub const READ_CAPACITY: usize = 8 * 1024;
@@ -13,9 +14,37 @@ const WRITE_CAPACITY: usize = 4 * 1024;
 /// Spare buffers kept per worker thread, of each kind.
 const KEEP: usize = 64;
 
+/// Header maps larger than this (entries) are freed, not kept.
+const MAP_KEEP_CAPACITY: usize = 64;
+
 thread_local! {
     static READ: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
     static WRITE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty header map with room for `n` entries, from a spare if there
+/// is one. (A new map is two allocations, one too large for the
+/// allocator's per-thread cache: a spare is the cheapest map there is.)
+pub fn header_map(n: usize) -> HeaderMap {
+    let mut map = MAPS.with(|m| m.borrow_mut().pop()).unwrap_or_default();
+    map.reserve(n);
+    map
+}
+
+/// Gives a header map back once its request or response head has been
+/// written out.
+pub fn recycle_map(mut map: HeaderMap) {
+    if map.capacity() > MAP_KEEP_CAPACITY {
+        return;
+    }
+    map.clear();
+    MAPS.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() < KEEP {
+            m.push(map);
+        }
+    });
 }
 
 /// Makes sure `buf` has room to read into, from a spare if it has none.
@@ -99,5 +128,13 @@ mod tests {
         assert_eq!(out.capacity(), 0);
         ready_to_write(&mut out);
         assert!(out.is_empty() && out.capacity() >= WRITE_CAPACITY);
+
+        let mut map = header_map(4);
+        map.insert("x-a", http::HeaderValue::from_static("1"));
+        let cap = map.capacity();
+        recycle_map(map);
+        let again = header_map(4);
+        assert!(again.is_empty());
+        assert_eq!(again.capacity(), cap);
     }
 }

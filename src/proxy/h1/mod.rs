@@ -38,7 +38,7 @@ impl Lines {
 
     /// The header map, values sliced from `head`; `extra` spare room.
     pub fn into_map(self, head: &Bytes, extra: usize) -> Result<HeaderMap, decode::Malformed> {
-        let mut map = HeaderMap::with_capacity(self.0.len() + extra);
+        let mut map = buffers::header_map(self.0.len() + extra);
         let mut ok = true;
         for &[n, nl, v, vl] in &self.0 {
             let (Ok(name), Ok(value)) = (

@@ -354,7 +354,7 @@ async fn exchange(
         framing,
         conn_header,
     );
-    drop(parts);
+    buffers::recycle_map(parts.headers);
     let sent = match framing {
         Out::NoBody { .. } => flush(&mut conn.write, &mut conn.out, conn.stall).await,
         _ => {
