@@ -178,7 +178,13 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> io::Result<Option<Head>
         let code = resp.code.unwrap_or(0);
         let status =
             StatusCode::from_u16(code).map_err(|_| malformed("invalid upstream status"))?;
-        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            // The inline client never asks for an upgrade.
+            return Err(malformed(
+                "101 from the upstream without an upgrade request",
+            ));
+        }
+        if status.is_informational() {
             let _ = buf.split_to(len);
             continue;
         }
@@ -212,12 +218,8 @@ fn framing(
     status: StatusCode,
     headers: &mut HeaderMap,
 ) -> io::Result<(Decoder, bool)> {
-    if head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok((Decoder::Done, status != StatusCode::SWITCHING_PROTOCOLS));
+    if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok((Decoder::Done, true));
     }
     if version == Version::HTTP_11 {
         let mut codings = headers.get_all(TRANSFER_ENCODING).iter().peekable();
@@ -228,9 +230,11 @@ fn framing(
                     .next()
                     .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
             });
-            headers.remove(CONTENT_LENGTH);
+            // Both framing headers: decoded as chunked, and the connection
+            // is not trusted with another request (RFC 9112 6.3).
+            let both = headers.remove(CONTENT_LENGTH).is_some();
             return Ok(if chunked_last {
-                (Decoder::ChunkSize, true)
+                (Decoder::ChunkSize, !both)
             } else {
                 (Decoder::UntilClose, false)
             });
@@ -384,8 +388,9 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(h.decoder, Decoder::ChunkSize);
+        assert_eq!((h.decoder, h.reusable), (Decoder::ChunkSize, false));
         assert!(!h.parts.headers.contains_key(CONTENT_LENGTH));
+        assert!(head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false).is_err());
         let h = head(b"HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
         assert_eq!((h.decoder, h.reusable), (Decoder::UntilClose, false));
         let h = head(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true)

@@ -315,6 +315,11 @@ async fn exchange(
     let (parts, mut body) = resp.into_parts();
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
         let Some(tx) = upgrade_tx else {
+            // A switch the client did not ask for can not be relayed.
+            let id = parts.headers.get(&crate::proxy::headers::X_REQUEST_ID);
+            let id = id.and_then(|v| v.to_str().ok()).unwrap_or("");
+            let resp = GatewayError::BadGateway.to_response(id);
+            let _ = respond(conn, resp, head_request, http10, ConnHeader::Close).await;
             return Keep::Close;
         };
         buffers::ready_to_write(&mut conn.out);
