@@ -78,6 +78,12 @@ async fn serve(mut s: TcpStream, conn: usize) {
             "/head" => b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n".to_vec(),
             "/garbage" => b"HTTX/1.1 2OO\r\n\r\n".to_vec(),
             "/extra" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA".to_vec(),
+            "/cut" => {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
+                    .await;
+                return;
+            }
             _ => {
                 let body = format!("conn {conn}");
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
@@ -153,5 +159,35 @@ async fn garbage_is_a_502_and_stray_bytes_end_the_connection() {
         before + 1,
         "the connection with stray bytes was reused"
     );
+    assert!(gw.shutdown().await);
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_mid_body_never_looks_complete() {
+    let (_o, gw) = setup().await;
+    let r = raw(gw.addr, b"GET /cut HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    // Either nothing had gone out yet when the upstream closed (a 502), or
+    // the head promised 100 bytes, the client got what came and the
+    // connection closed: its parser sees a short body, not a whole answer.
+    match raw_status(&r) {
+        502 => assert!(r.contains("bad_gateway"), "{r}"),
+        200 => {
+            assert!(r.contains("content-length: 100\r\n"), "{r}");
+            let body = r.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+            assert_eq!(body, "only ten b");
+        }
+        other => panic!("unexpected {other}: {r}"),
+    }
+    assert!(gw.shutdown().await);
+}
+
+#[tokio::test]
+async fn an_http10_client_gets_a_chunked_answer_delimited_by_close() {
+    let (_o, gw) = setup().await;
+    let r = raw(gw.addr, b"GET /chunked HTTP/1.0\r\nHost: x\r\n\r\n").await;
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(!r.to_ascii_lowercase().contains("transfer-encoding"), "{r}");
+    assert!(r.contains("connection: close\r\n"), "{r}");
+    assert!(r.ends_with("\r\n\r\nhello world"), "{r}");
     assert!(gw.shutdown().await);
 }

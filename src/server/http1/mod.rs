@@ -350,6 +350,10 @@ async fn exchange(
     } else {
         ConnHeader::None
     };
+    let request_id = parts
+        .headers
+        .get(&crate::proxy::headers::X_REQUEST_ID)
+        .cloned();
     let framing = write::body_framing(head_request, http10, parts.status, &body.size_hint());
     buffers::ready_to_write(&mut conn.out);
     write::encode_head(
@@ -374,8 +378,20 @@ async fn exchange(
         }
     };
     drop(body);
-    if sent.is_err() {
-        return Keep::Gone;
+    match sent {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            // The upstream body failed before a byte of this response went
+            // out: the client gets a 502 instead of a truncated answer.
+            let id = request_id
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let resp = GatewayError::BadGateway.to_response(id);
+            let _ = respond(conn, resp, head_request, http10, ConnHeader::Close).await;
+            return Keep::Close;
+        }
+        Err(_) => return Keep::Gone,
     }
     if close || framing == Out::UntilClose {
         return Keep::Close;
@@ -435,6 +451,8 @@ async fn send_body(
     stall: Duration,
 ) -> io::Result<()> {
     let chunked = framing == Out::Chunked;
+    // Whether any byte of this response went out yet.
+    let mut sent_any = false;
     let mut left = match framing {
         Out::Length(n) => n,
         _ => u64::MAX,
@@ -450,13 +468,23 @@ async fn send_body(
         let frame = match ready {
             Some(f) => f,
             None => {
+                sent_any |= !out.is_empty();
                 flush(w, out, stall).await?;
                 body.frame().await
             }
         };
         let data = match frame {
             None => break,
-            Some(Err(_)) => return Err(io::Error::other("response body failed")),
+            Some(Err(_)) if !sent_any => {
+                // InvalidData (never a socket error): nothing of this
+                // response was sent, a 502 can still be written.
+                out.clear();
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "upstream response body failed",
+                ));
+            }
+            Some(Err(_)) => return Err(io::Error::other("upstream response body failed")),
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(d) => d,
                 // Trailers are not sent on HTTP/1.1.
@@ -476,12 +504,14 @@ async fn send_body(
         if data.len() <= COPY_MAX {
             out.extend_from_slice(&data);
         } else {
+            sent_any = true;
             write_two(w, out, &data, stall).await?;
         }
         if chunked {
             out.extend_from_slice(b"\r\n");
         }
         if out.len() >= 4 * COPY_MAX {
+            sent_any = true;
             flush(w, out, stall).await?;
         }
     }
