@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -198,7 +198,7 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> io::Result<Option<Head>
             .into_map(&head, 2)
             .map_err(|_| malformed("malformed upstream header"))?;
         let (decoder, mut reusable) = framing(head_request, version, status, &mut headers)?;
-        reusable &= keep_alive(version, &headers);
+        reusable &= h1::connection_options(version, &headers).0;
         let (mut parts, ()) = Response::new(()).into_parts();
         parts.status = status;
         parts.version = version;
@@ -242,7 +242,7 @@ fn framing(
     }
     let mut len = None;
     for v in headers.get_all(CONTENT_LENGTH) {
-        let n = crate::server::http1::parse::parse_length(v.as_bytes())
+        let n = h1::parse_length(v.as_bytes())
             .ok_or_else(|| malformed("invalid upstream Content-Length"))?;
         if len.is_some_and(|l| l != n) {
             return Err(malformed("conflicting upstream Content-Length"));
@@ -253,19 +253,6 @@ fn framing(
         Some(n) => (Decoder::length(n), true),
         None => (Decoder::UntilClose, false),
     })
-}
-
-fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
-    let mut close = false;
-    let mut keep = false;
-    for v in headers.get_all(CONNECTION) {
-        for t in v.as_bytes().split(|&c| c == b',') {
-            let t = t.trim_ascii();
-            close |= t.eq_ignore_ascii_case(b"close");
-            keep |= t.eq_ignore_ascii_case(b"keep-alive");
-        }
-    }
-    !close && (version == Version::HTTP_11 || keep)
 }
 
 /// Where a finished connection goes back: endpoint, worker slot, the most

@@ -8,8 +8,8 @@ pub mod decode;
 use std::cell::Cell;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue};
-use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue, CONNECTION};
+use http::{HeaderMap, Version};
 
 thread_local! {
     static LINES: Cell<Vec<[usize; 4]>> = const { Cell::new(Vec::new()) };
@@ -56,5 +56,49 @@ impl Lines {
         } else {
             Err(decode::Malformed)
         }
+    }
+}
+
+/// What a message's `Connection` header says: whether the connection stays
+/// open after it (HTTP/1.1 unless `close`; HTTP/1.0 only with
+/// `keep-alive`), and whether it carries the `upgrade` option.
+pub fn connection_options(version: Version, headers: &HeaderMap) -> (bool, bool) {
+    let (mut close, mut keep, mut upgrade) = (false, false, false);
+    for v in headers.get_all(CONNECTION) {
+        for t in v.as_bytes().split(|&c| c == b',') {
+            let t = t.trim_ascii();
+            close |= t.eq_ignore_ascii_case(b"close");
+            keep |= t.eq_ignore_ascii_case(b"keep-alive");
+            upgrade |= t.eq_ignore_ascii_case(b"upgrade");
+        }
+    }
+    (!close && (version == Version::HTTP_11 || keep), upgrade)
+}
+
+/// A Content-Length value: one to nineteen ASCII digits (fits in a u64),
+/// nothing else.
+pub fn parse_length(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 {
+        return None;
+    }
+    b.iter().try_fold(0u64, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + u64::from(c - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths() {
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b"18446744073709551615"), None);
+        assert_eq!(
+            parse_length(b"1234567890123456789"),
+            Some(1234567890123456789)
+        );
+        assert_eq!(parse_length(b" 1"), None);
+        assert_eq!(parse_length(b"+1"), None);
     }
 }

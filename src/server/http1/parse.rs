@@ -6,12 +6,12 @@
 use std::mem::MaybeUninit;
 
 use bytes::BytesMut;
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{HeaderValue, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Uri, Version};
 
 use crate::errors::GatewayError;
-use crate::proxy::h1::Lines;
+use crate::proxy::h1::{self, Lines};
 
 /// Header lines one request may carry (hyper's default is 100).
 pub const MAX_HEADERS: usize = 128;
@@ -82,7 +82,8 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize) -> Result<Option<Head>, Gatew
         .map_err(|_| GatewayError::BadRequest("malformed header line"))?;
 
     let framing = framing(version, &mut headers)?;
-    let (mut keep_alive, upgrade) = connection_options(version, &headers);
+    let (mut keep_alive, upgrade) = h1::connection_options(version, &headers);
+    let upgrade = upgrade && headers.contains_key(http::header::UPGRADE);
     if version == Version::HTTP_10 && framing == Framing::Chunked {
         keep_alive = false;
     }
@@ -133,8 +134,8 @@ fn framing(version: Version, headers: &mut HeaderMap) -> Result<Framing, Gateway
     let mut len = None;
     let mut lines = 0;
     for v in headers.get_all(CONTENT_LENGTH) {
-        let n =
-            parse_length(v.as_bytes()).ok_or(GatewayError::BadRequest("invalid Content-Length"))?;
+        let n = h1::parse_length(v.as_bytes())
+            .ok_or(GatewayError::BadRequest("invalid Content-Length"))?;
         if len.is_some_and(|l| l != n) {
             return Err(GatewayError::BadRequest(
                 "conflicting Content-Length values",
@@ -152,39 +153,6 @@ fn framing(version: Version, headers: &mut HeaderMap) -> Result<Framing, Gateway
         None | Some(0) => Framing::None,
         Some(n) => Framing::Length(n),
     })
-}
-
-/// One to nineteen ASCII digits (fits in a u64), nothing else.
-pub fn parse_length(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 19 {
-        return None;
-    }
-    b.iter().try_fold(0u64, |n, &c| {
-        c.is_ascii_digit().then(|| n * 10 + u64::from(c - b'0'))
-    })
-}
-
-/// Keep-alive (HTTP/1.1 unless `close`; HTTP/1.0 only with `keep-alive`)
-/// and whether the client asks to upgrade.
-fn connection_options(version: Version, headers: &HeaderMap) -> (bool, bool) {
-    let mut close = false;
-    let mut keep = false;
-    let mut upgrade = false;
-    for v in headers.get_all(CONNECTION) {
-        for token in v.as_bytes().split(|&c| c == b',') {
-            let t = token.trim_ascii();
-            if t.eq_ignore_ascii_case(b"close") {
-                close = true;
-            } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                keep = true;
-            } else if t.eq_ignore_ascii_case(b"upgrade") {
-                upgrade = true;
-            }
-        }
-    }
-    let keep_alive = !close && (version == Version::HTTP_11 || keep);
-    let upgrade = upgrade && headers.contains_key(http::header::UPGRADE);
-    (keep_alive, upgrade)
 }
 
 #[cfg(test)]
@@ -307,16 +275,5 @@ mod tests {
                 "{bad:?}"
             );
         }
-    }
-
-    #[test]
-    fn lengths() {
-        assert_eq!(parse_length(b"0"), Some(0));
-        assert_eq!(parse_length(b"18446744073709551615"), None);
-        assert_eq!(
-            parse_length(b"1234567890123456789"),
-            Some(1234567890123456789)
-        );
-        assert_eq!(parse_length(b" 1"), None);
     }
 }
