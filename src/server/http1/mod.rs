@@ -312,7 +312,7 @@ async fn exchange(
     };
     drop(call);
 
-    let (parts, mut body) = resp.into_parts();
+    let (parts, body) = resp.into_parts();
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
         let Some(tx) = upgrade_tx else {
             // A switch the client did not ask for can not be relayed.
@@ -322,18 +322,9 @@ async fn exchange(
             let _ = respond(conn, resp, head_request, http10, ConnHeader::Close).await;
             return Keep::Close;
         };
-        buffers::ready_to_write(&mut conn.out);
-        write::encode_head(
-            &mut conn.out,
-            parts.status,
-            &parts.headers,
-            Out::NoBody { keep_length: false },
-            ConnHeader::None,
-        );
-        if flush(&mut conn.write, &mut conn.out, conn.stall)
-            .await
-            .is_err()
-        {
+        let resp = http::Response::from_parts(parts, body);
+        let (sent, _) = respond(conn, resp, head_request, http10, ConnHeader::None).await;
+        if sent.is_err() {
             return Keep::Gone;
         }
         return Keep::Upgrade(tx);
@@ -354,30 +345,8 @@ async fn exchange(
         .headers
         .get(&crate::proxy::headers::X_REQUEST_ID)
         .cloned();
-    let framing = write::body_framing(head_request, http10, parts.status, &body.size_hint());
-    buffers::ready_to_write(&mut conn.out);
-    write::encode_head(
-        &mut conn.out,
-        parts.status,
-        &parts.headers,
-        framing,
-        conn_header,
-    );
-    buffers::recycle_map(parts.headers);
-    let sent = match framing {
-        Out::NoBody { .. } => flush(&mut conn.write, &mut conn.out, conn.stall).await,
-        _ => {
-            send_body(
-                &mut conn.write,
-                &mut conn.out,
-                &mut body,
-                framing,
-                conn.stall,
-            )
-            .await
-        }
-    };
-    drop(body);
+    let resp = http::Response::from_parts(parts, body);
+    let (sent, framing) = respond(conn, resp, head_request, http10, conn_header).await;
     match sent {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
@@ -583,14 +552,15 @@ async fn write_all(w: &mut OwnedWriteHalf, a: &[u8], b: &[u8], stall: Duration) 
     Ok(())
 }
 
-/// Writes a locally made response (errors before the pipeline).
+/// Writes a response: the head, then the body as framed (nothing after
+/// the head for HEAD, 1xx, 204 and 304). Returns how the body was framed.
 async fn respond(
     conn: &mut Conn,
     resp: http::Response<ProxyBody>,
     head_request: bool,
     http10: bool,
     conn_header: ConnHeader,
-) -> io::Result<()> {
+) -> (io::Result<()>, Out) {
     let (parts, mut body) = resp.into_parts();
     let framing = write::body_framing(head_request, http10, parts.status, &body.size_hint());
     buffers::ready_to_write(&mut conn.out);
@@ -601,14 +571,21 @@ async fn respond(
         framing,
         conn_header,
     );
-    send_body(
-        &mut conn.write,
-        &mut conn.out,
-        &mut body,
-        framing,
-        conn.stall,
-    )
-    .await
+    buffers::recycle_map(parts.headers);
+    let sent = match framing {
+        Out::NoBody { .. } => flush(&mut conn.write, &mut conn.out, conn.stall).await,
+        _ => {
+            send_body(
+                &mut conn.write,
+                &mut conn.out,
+                &mut body,
+                framing,
+                conn.stall,
+            )
+            .await
+        }
+    };
+    (sent, framing)
 }
 
 /// Closes the connection: our side first, then whatever the client still
