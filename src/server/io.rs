@@ -1,5 +1,6 @@
-//! Socket wrappers: a client socket that holds its listener's connection
-//! permit, and a socket with bytes already read put back in front of it.
+//! Socket wrappers: a client socket with its listener's connection permit,
+//! and a socket with bytes already read put back in front of it (which
+//! keeps the permit for as long as the socket lives).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
-/// A client socket holding its listener's connection permit.
+/// A client socket and its listener's connection permit.
 pub struct PermitStream {
     pub inner: TcpStream,
     pub permit: OwnedSemaphorePermit,
@@ -20,51 +21,29 @@ pub struct PermitStream {
 pub struct Rewind<S> {
     pre: Bytes,
     inner: S,
+    /// Released when the socket is dropped (a WebSocket tunnel or an
+    /// HTTP/2 connection still counts toward `max_connections`).
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl<S> Rewind<S> {
     pub fn new(pre: Bytes, inner: S) -> Rewind<S> {
-        Rewind { pre, inner }
+        Rewind {
+            pre,
+            inner,
+            _permit: None,
+        }
     }
 }
 
-impl AsyncRead for PermitStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for PermitStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+impl Rewind<TcpStream> {
+    /// A client socket, its permit, and the bytes already read from it.
+    pub fn client(pre: Bytes, stream: PermitStream) -> Rewind<TcpStream> {
+        Rewind {
+            pre,
+            inner: stream.inner,
+            _permit: Some(stream.permit),
+        }
     }
 }
 

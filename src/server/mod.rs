@@ -208,7 +208,7 @@ async fn serve_connection(
                 break;
             }
             if n == PREFACE.len() {
-                let io = io::Rewind::new(buf.freeze(), stream);
+                let io = io::Rewind::client(buf.freeze(), stream);
                 // Boxed: HTTP/1 connections do not carry its size.
                 return Box::pin(serve_http2(gw, info, io, limits, stop)).await;
             }
@@ -216,7 +216,7 @@ async fn serve_connection(
                 buf.reserve(crate::proxy::h1::buffers::READ_CAPACITY);
             }
             tokio::select! {
-                r = stream.read_buf(&mut buf) => match r {
+                r = stream.inner.read_buf(&mut buf) => match r {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 },
@@ -232,7 +232,7 @@ async fn serve_connection(
 async fn serve_http2(
     gw: Arc<Gateway>,
     info: ConnInfo,
-    io: io::Rewind<PermitStream>,
+    io: io::Rewind<tokio::net::TcpStream>,
     limits: http1::Limits,
     mut stop: watch::Receiver<bool>,
 ) {

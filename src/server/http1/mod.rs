@@ -37,6 +37,7 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
@@ -67,7 +68,7 @@ pub struct Limits {
 
 /// A client socket handed to the tunnel after `101 Switching Protocols`,
 /// with any bytes the client sent after its request in front.
-pub struct Upgraded(pub Rewind<PermitStream>);
+pub struct Upgraded(pub Rewind<TcpStream>);
 
 /// Put in a request's extensions when the client asks to upgrade; the
 /// pipeline takes it to tunnel a WebSocket. (Extensions must be `Clone`:
@@ -165,7 +166,7 @@ pub async fn serve(
                 } = conn;
                 if let Some(Ok(inner)) = read.map(|r| r.reunite(write)) {
                     let stream = PermitStream { inner, permit };
-                    let _ = tx.send(Upgraded(Rewind::new(buf.freeze(), stream)));
+                    let _ = tx.send(Upgraded(Rewind::client(buf.freeze(), stream)));
                 }
                 return;
             }
