@@ -66,7 +66,7 @@ fn tls_config() -> (rustls::ServerConfig, String) {
         .signed_by(&leaf_key, &ca, &ca_key)
         .expect("leaf cert");
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")

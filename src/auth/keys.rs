@@ -9,12 +9,13 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
+use aws_lc_rs::{digest, hmac};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use ring::{hmac, signature as sig};
 use serde::Deserialize;
 
 /// The JWS algorithms the gateway can verify. `none` is not one of them.
@@ -104,12 +105,86 @@ impl Alg {
     }
 }
 
-/// Key material. `Debug` never prints it.
+/// Key material. `Debug` never prints it. Public keys are parsed once
+/// (EC and Ed25519 when loaded, RSA per algorithm on first use) and kept:
+/// a parsed RSA key also keeps its Montgomery constants, about a quarter of
+/// what a verification would otherwise cost.
 enum Material {
     Hmac(Box<HmacKeys>),
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-    Ec { kind: KeyKind, point: Vec<u8> },
-    Ed25519(Vec<u8>),
+    Rsa(Box<RsaKey>),
+    Ec {
+        kind: KeyKind,
+        point: Vec<u8>,
+        parsed: ParsedPublicKey,
+    },
+    Ed25519 {
+        x: Vec<u8>,
+        parsed: ParsedPublicKey,
+    },
+}
+
+/// The RSA algorithms, in the order of `RsaKey::parsed`.
+const RSA_ALGS: [Alg; 6] = [
+    Alg::RS256,
+    Alg::RS384,
+    Alg::RS512,
+    Alg::PS256,
+    Alg::PS384,
+    Alg::PS512,
+];
+
+struct RsaKey {
+    n: Vec<u8>,
+    e: Vec<u8>,
+    /// One parsed key per algorithm (aws-lc binds a parsed key to one),
+    /// built when a token first asks for it; `None` when the modulus and
+    /// exponent do not form a usable key.
+    parsed: [OnceLock<Option<ParsedPublicKey>>; 6],
+}
+
+impl RsaKey {
+    fn verify(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
+        let Some(i) = RSA_ALGS.iter().position(|a| *a == alg) else {
+            return false;
+        };
+        let Some(params) = rsa_params(alg) else {
+            return false;
+        };
+        let parsed = self.parsed[i].get_or_init(|| {
+            RsaPublicKeyComponents {
+                n: self.n.as_slice(),
+                e: self.e.as_slice(),
+            }
+            .to_parsed_public_key(params)
+            .ok()
+        });
+        parsed
+            .as_ref()
+            .is_some_and(|k| k.verify_sig(message, signature).is_ok())
+    }
+}
+
+impl Material {
+    fn ec(kind: KeyKind, point: Vec<u8>) -> Result<Material, String> {
+        let alg: &'static sig::EcdsaVerificationAlgorithm = if kind == KeyKind::EcP256 {
+            &sig::ECDSA_P256_SHA256_FIXED
+        } else {
+            &sig::ECDSA_P384_SHA384_FIXED
+        };
+        let parsed = ParsedPublicKey::new(alg, &point)
+            .map_err(|_| "the EC public key is not a point on its curve".to_string())?;
+        Ok(Material::Ec {
+            kind,
+            point,
+            parsed,
+        })
+    }
+
+    fn ed25519(x: Vec<u8>) -> Result<Material, String> {
+        let parsed = ParsedPublicKey::new(&sig::ED25519, &x)
+            .map_err(|_| "the Ed25519 public key is not valid".to_string())?;
+        Ok(Material::Ed25519 { x, parsed })
+    }
 }
 
 /// One HMAC secret, keyed for each hash (boxed: much larger than the others).
@@ -144,7 +219,7 @@ impl fmt::Debug for Key {
 
 impl Key {
     fn new(kid: Option<String>, alg: Option<Alg>, material: Material) -> Key {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut ctx = digest::Context::new(&digest::SHA256);
         ctx.update(kid.as_deref().unwrap_or("").as_bytes());
         ctx.update(&[0]);
         match &material {
@@ -153,16 +228,16 @@ impl Key {
                 ctx.update(b"hmac");
                 ctx.update(hmac::sign(&h.h256, b"gwanmun-fingerprint").as_ref());
             }
-            Material::Rsa { n, e } => {
+            Material::Rsa(r) => {
                 ctx.update(b"rsa");
-                ctx.update(n);
-                ctx.update(e);
+                ctx.update(&r.n);
+                ctx.update(&r.e);
             }
             Material::Ec { point, .. } => {
                 ctx.update(b"ec");
                 ctx.update(point);
             }
-            Material::Ed25519(x) => {
+            Material::Ed25519 { x, .. } => {
                 ctx.update(b"ed");
                 ctx.update(x);
             }
@@ -198,9 +273,9 @@ impl Key {
     pub fn kind(&self) -> KeyKind {
         match &self.material {
             Material::Hmac(_) => KeyKind::Hmac,
-            Material::Rsa { .. } => KeyKind::Rsa,
+            Material::Rsa(_) => KeyKind::Rsa,
             Material::Ec { kind, .. } => *kind,
-            Material::Ed25519(_) => KeyKind::Ed25519,
+            Material::Ed25519 { .. } => KeyKind::Ed25519,
         }
     }
 
@@ -231,24 +306,10 @@ impl Key {
                 };
                 hmac::verify(key, message, signature).is_ok()
             }
-            Material::Rsa { n, e } => rsa_params(alg).is_some_and(|p| {
-                sig::RsaPublicKeyComponents { n, e }
-                    .verify(p, message, signature)
-                    .is_ok()
-            }),
-            Material::Ec { kind, point } => {
-                let p: &'static sig::EcdsaVerificationAlgorithm = if *kind == KeyKind::EcP256 {
-                    &sig::ECDSA_P256_SHA256_FIXED
-                } else {
-                    &sig::ECDSA_P384_SHA384_FIXED
-                };
-                sig::UnparsedPublicKey::new(p, point)
-                    .verify(message, signature)
-                    .is_ok()
+            Material::Rsa(r) => r.verify(alg, message, signature),
+            Material::Ec { parsed, .. } | Material::Ed25519 { parsed, .. } => {
+                parsed.verify_sig(message, signature).is_ok()
             }
-            Material::Ed25519(x) => sig::UnparsedPublicKey::new(&sig::ED25519, x)
-                .verify(message, signature)
-                .is_ok(),
         }
     }
 }
@@ -404,7 +465,7 @@ pub fn parse_jwk(v: &serde_json::Value) -> Result<Key, String> {
             point.push(4);
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
-            Material::Ec { kind, point }
+            Material::ec(kind, point)?
         }
         "OKP" => {
             if j.crv.as_deref() != Some("Ed25519") {
@@ -414,7 +475,7 @@ pub fn parse_jwk(v: &serde_json::Value) -> Result<Key, String> {
             if x.len() != 32 {
                 return Err("Ed25519 key has the wrong length".into());
             }
-            Material::Ed25519(x)
+            Material::ed25519(x)?
         }
         "oct" => return Err("symmetric (`oct`) keys are not accepted from a key set".into()),
         other => return Err(format!("unsupported key type `{other}`")),
@@ -472,7 +533,11 @@ fn rsa_material(n: Vec<u8>, e: Vec<u8>) -> Result<Material, String> {
     if e.is_empty() || e.len() > 4 {
         return Err("RSA exponent is out of range".into());
     }
-    Ok(Material::Rsa { n, e })
+    Ok(Material::Rsa(Box::new(RsaKey {
+        n,
+        e,
+        parsed: Default::default(),
+    })))
 }
 
 // ---- PEM / DER ----
@@ -582,15 +647,12 @@ fn spki(der: &[u8]) -> Result<Material, String> {
         if key.len() != len || key[0] != 4 {
             return Err("expected an uncompressed EC point".into());
         }
-        Ok(Material::Ec {
-            kind,
-            point: key.to_vec(),
-        })
+        Material::ec(kind, key.to_vec())
     } else if oid == OID_ED25519 {
         if key.len() != 32 {
             return Err("Ed25519 key has the wrong length".into());
         }
-        Ok(Material::Ed25519(key.to_vec()))
+        Material::ed25519(key.to_vec())
     } else {
         Err("unsupported public key type: expected RSA, EC P-256/P-384 or Ed25519".into())
     }
@@ -652,6 +714,55 @@ mod tests {
         assert!(Key::hmac(None, b"short").is_err());
         assert_eq!(Alg::parse("none"), None);
         assert_eq!(Alg::parse("hs256"), None);
+    }
+
+    #[test]
+    fn one_rsa_key_verifies_each_rsa_algorithm() {
+        use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+        let key = &parse_pem(RSA_PUB, None).expect("rsa")[0];
+        let signer = EncodingKey::from_rsa_pem(RSA_KEY.as_bytes()).expect("private key");
+        for (alg, ours) in [
+            (Algorithm::RS256, Alg::RS256),
+            (Algorithm::RS384, Alg::RS384),
+            (Algorithm::RS512, Alg::RS512),
+            (Algorithm::PS256, Alg::PS256),
+            (Algorithm::PS512, Alg::PS512),
+        ] {
+            let token =
+                encode(&Header::new(alg), &serde_json::json!({"sub": "a"}), &signer).expect("sign");
+            let (input, sig) = token.rsplit_once('.').expect("three parts");
+            let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(sig)
+                .expect("b64");
+            // Twice: the second check runs on the key parsed by the first.
+            for _ in 0..2 {
+                assert!(key.verify(ours, input.as_bytes(), &sig), "{ours:?}");
+            }
+            let other = if ours == Alg::RS256 {
+                Alg::RS384
+            } else {
+                Alg::RS256
+            };
+            assert!(
+                !key.verify(other, input.as_bytes(), &sig),
+                "{ours:?} as {other:?}"
+            );
+            assert!(!key.verify(ours, b"tampered", &sig), "{ours:?}");
+        }
+    }
+
+    #[test]
+    fn public_keys_are_checked_when_loaded() {
+        let on_curve = &parse_pem(EC_PUB, None).expect("ec")[0];
+        assert_eq!(on_curve.kind(), KeyKind::EcP256);
+        // Same length and form, but not a point on P-256: refused at load,
+        // not at the first token.
+        let mut bad = vec![4u8];
+        bad.extend_from_slice(&[1u8; 64]);
+        let x = JWK_B64.encode(&bad[1..33]);
+        let y = JWK_B64.encode(&bad[33..]);
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y});
+        assert!(parse_jwk(&jwk).expect_err("off curve").contains("curve"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! - [`keys`]: algorithms, JWK/PEM/HMAC keys, key sets, key choice by kid + alg
 //! - [`verify`]: strict JWS parsing and claim checks
 //! - [`jwks`]: remote key sets, refreshed in the background
-//! - [`tls`]: the JWKS fetcher's TLS client (rustls, ring, optional private CA)
+//! - [`tls`]: the JWKS fetcher's TLS client (rustls on aws-lc-rs, optional private CA)
 //! - [`cache`]: verified tokens by hash, until `exp` or until their key goes
 //! - [`authorize`]: scopes, roles, claim values; identity headers
 //! - [`token`]: the one token of a request and its removal

@@ -1,5 +1,5 @@
-//! The TLS client of the JWKS fetcher: rustls on the `ring` provider (ring
-//! already verifies our signatures; no second crypto library, no C build),
+//! The TLS client of the JWKS fetcher: rustls on the `aws-lc-rs` provider
+//! (the library that already verifies our signatures: one crypto library),
 //! HTTP/1.1 only.
 //!
 //! An `https` `jwks_url` is verified against Mozilla's roots (webpki-roots:
@@ -26,7 +26,7 @@ pub fn client_config(ca_file: Option<&str>) -> Result<Arc<ClientConfig>, String>
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         },
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS client setup failed: {e}"))?
