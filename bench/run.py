@@ -493,6 +493,12 @@ def main():
         for i, binary in enumerate(args.baseline_bin, 1):
             candidates[f"gwanmun-base{i}"] = (lambda port, b=binary: gwanmun(tmp, port, ups, binary=b),
                                               plain_cases + idle_cases + [("h2-c64x4", 64, None, "h2")])
+            if gw_auth is not None:
+                candidates[f"gwanmun-base{i}-jwt"] = (
+                    lambda port, b=binary: gwanmun(tmp, port, ups, auth=gw_auth, binary=b),
+                    [("rs256-one-token-c64", 64, scripts["rs_one"], "h1"),
+                     ("rs256-many-tokens-c64", 64, scripts["rs_many"], "h1"),
+                     ("hs256-many-tokens-c64", 64, scripts["hs_many"], "h1")])
         if gw_auth is not None:
             candidates["gwanmun-jwt-rs256"] = (lambda port: gwanmun(tmp, port, ups, auth=gw_auth),
                                                [("one-token-c64", 64, scripts["rs_one"], "h1"),

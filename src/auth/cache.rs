@@ -8,6 +8,7 @@
 //! Bounded: when full, expired entries go first, then an arbitrary eighth.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
@@ -28,7 +29,40 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct TokenCache {
     capacity: usize,
-    map: Mutex<HashMap<[u8; 32], Entry>>,
+    map: Mutex<HashMap<Digest, Entry, BuildHasherDefault<DigestHasher>>>,
+}
+
+/// A token's SHA-256, as a map key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Digest([u8; 32]);
+
+/// The digest already is a uniform hash: its first eight bytes are the
+/// table hash (no second hashing). Only verified tokens are ever stored,
+/// so nobody can fill the table with chosen digests.
+impl Hash for Digest {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `Digest`; a plain FNV-1a keeps it a hasher.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
 }
 
 pub fn token_hash(token: &str) -> [u8; 32] {
@@ -42,16 +76,17 @@ impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
         TokenCache {
             capacity,
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(HashMap::default()),
         }
     }
 
     pub fn get(&self, hash: &[u8; 32], now: u64) -> Option<Entry> {
+        let key = Digest(*hash);
         let mut map = self.map.lock().ok()?;
-        match map.get(hash) {
+        match map.get(&key) {
             Some(e) if now < e.expires_at => Some(e.clone()),
             Some(_) => {
-                map.remove(hash);
+                map.remove(&key);
                 None
             }
             None => None,
@@ -60,7 +95,7 @@ impl TokenCache {
 
     pub fn remove(&self, hash: &[u8; 32]) {
         if let Ok(mut map) = self.map.lock() {
-            map.remove(hash);
+            map.remove(&Digest(*hash));
         }
     }
 
@@ -75,7 +110,7 @@ impl TokenCache {
             map.retain(|_, e| now < e.expires_at);
         }
         if map.len() >= self.capacity {
-            let drop: Vec<[u8; 32]> = map
+            let drop: Vec<Digest> = map
                 .keys()
                 .take((self.capacity / 8).max(1))
                 .copied()
@@ -84,7 +119,7 @@ impl TokenCache {
                 map.remove(&k);
             }
         }
-        map.insert(hash, entry);
+        map.insert(Digest(hash), entry);
     }
 
     pub fn len(&self) -> usize {

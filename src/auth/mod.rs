@@ -294,12 +294,16 @@ async fn check_key(
     loop {
         let remote_set: Option<Arc<KeySet>> = remote.and_then(|r| r.current());
         let seen = remote.map_or(0, |r| r.generation());
-        let mut sets: Vec<&KeySet> = Vec::with_capacity(2);
-        if let Some(s) = &remote_set {
-            sets.push(s);
-        }
-        sets.push(&p.static_keys);
-        match keys::lookup(&sets, parsed.kid.as_deref(), parsed.alg) {
+        let static_only = [&p.static_keys];
+        let both;
+        let sets: &[&KeySet] = match &remote_set {
+            Some(s) => {
+                both = [&**s, &p.static_keys];
+                &both
+            }
+            None => &static_only,
+        };
+        match keys::lookup(sets, parsed.kid.as_deref(), parsed.alg) {
             Lookup::Found(candidates) => {
                 return verify::check_signature(parsed, &candidates)
                     .map(|k| k.fingerprint)

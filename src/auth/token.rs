@@ -44,11 +44,11 @@ pub fn extract(sources: &[TokenSource], parts: &Parts) -> Result<Option<Found>, 
     for src in sources {
         match src {
             TokenSource::Header { name, prefix } => {
-                let values: Vec<&HeaderValue> = parts.headers.get_all(name).iter().collect();
-                if values.len() > 1 {
+                let mut values = parts.headers.get_all(name).iter();
+                let Some(v) = values.next() else { continue };
+                if values.next().is_some() {
                     return Err(Reason::Malformed);
                 }
-                let Some(v) = values.first() else { continue };
                 let Ok(v) = v.to_str() else {
                     return Err(Reason::Malformed);
                 };

@@ -6,6 +6,7 @@
 //! (JWE), any `crit` (no extension is understood), an `alg` that is not an
 //! exact supported name (`none` in any casing included), a non-string `kid`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -39,11 +40,9 @@ pub struct Parsed<'t> {
 }
 
 pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, Reason> {
-    if token.len() > max_bytes
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
+    // Every segment goes through a strict base64url decoder (no padding, no
+    // other characters), so no separate character check is needed.
+    if token.len() > max_bytes {
         return Err(Reason::Malformed);
     }
     let mut parts = token.split('.');
@@ -52,19 +51,7 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, Reason> {
     else {
         return Err(Reason::Malformed);
     };
-    let header = decode_object(h)?;
-    if header.contains_key("enc") || header.contains_key("crit") {
-        return Err(Reason::Malformed);
-    }
-    let alg = match header.get("alg") {
-        Some(Value::String(a)) => Alg::parse(a).ok_or(Reason::AlgNotAllowed)?,
-        _ => return Err(Reason::Malformed),
-    };
-    let kid = match header.get("kid") {
-        None => None,
-        Some(Value::String(k)) => Some(k.clone()),
-        Some(_) => return Err(Reason::Malformed),
-    };
+    let (alg, kid) = decode_header(h)?;
     let claims = decode_object(p)?;
     if s.is_empty() {
         return Err(Reason::BadSignature);
@@ -77,6 +64,35 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, Reason> {
         signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
         signature,
     })
+}
+
+/// Most bytes of a decoded header read without a heap buffer (a usual
+/// header is 20 to 100).
+const HEADER_STACK: usize = 256;
+
+/// The header's `alg` and `kid`. Parsed without building a JSON value: its
+/// members are read in place and every other member is only checked.
+fn decode_header(segment: &str) -> Result<(Alg, Option<String>), Reason> {
+    let mut stack = [0u8; HEADER_STACK];
+    let heap;
+    let bytes: &[u8] = if segment.len() / 4 * 3 + 3 <= HEADER_STACK {
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(segment, &mut stack)
+            .map_err(|_| Reason::Malformed)?;
+        &stack[..n]
+    } else {
+        heap = URL_SAFE_NO_PAD
+            .decode(segment)
+            .map_err(|_| Reason::Malformed)?;
+        &heap
+    };
+    let header: Header<'_> = serde_json::from_slice(bytes).map_err(|_| Reason::Malformed)?;
+    if header.forbidden {
+        return Err(Reason::Malformed);
+    }
+    let alg = header.alg.ok_or(Reason::Malformed)?;
+    let alg = Alg::parse(&alg.0).ok_or(Reason::AlgNotAllowed)?;
+    Ok((alg, header.kid.map(|k| k.0.into_owned())))
 }
 
 fn decode_object(segment: &str) -> Result<Map<String, Value>, Reason> {
@@ -161,6 +177,146 @@ pub fn is_safe_identity(s: &str) -> bool {
         && s.len() <= 256
         && s.bytes()
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'))
+}
+
+/// Most members of one object in a JOSE header (a real one has two to
+/// five): bounds the duplicate-name check, which compares names pairwise.
+const HEADER_MEMBERS: usize = 32;
+
+/// A string, borrowed from the input when it holds no escapes.
+struct CowStr<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Object member names seen so far; a repeat or too many is an error.
+struct Seen<'de>(Vec<CowStr<'de>>);
+
+impl<'de> Seen<'de> {
+    fn add<E: de::Error>(&mut self, name: CowStr<'de>) -> Result<(), E> {
+        if self.0.len() >= HEADER_MEMBERS {
+            return Err(E::custom("too many members"));
+        }
+        if self.0.iter().any(|n| n.0 == name.0) {
+            return Err(E::custom("duplicate member name"));
+        }
+        self.0.push(name);
+        Ok(())
+    }
+}
+
+/// A JOSE header: `alg` and `kid` (strings when present), whether it names
+/// `enc` (a JWE) or `crit` (an extension we do not understand); every other
+/// member is checked like the rest of the token (no duplicate names at any
+/// depth) and dropped.
+struct Header<'de> {
+    alg: Option<CowStr<'de>>,
+    kid: Option<CowStr<'de>>,
+    forbidden: bool,
+}
+
+impl<'de> Deserialize<'de> for Header<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Header<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JOSE header object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header<'de>, A::Error> {
+                let mut h = Header {
+                    alg: None,
+                    kid: None,
+                    forbidden: false,
+                };
+                let mut seen = Seen(Vec::new());
+                while let Some(name) = map.next_key::<CowStr<'de>>()? {
+                    match &*name.0 {
+                        "alg" => h.alg = Some(map.next_value()?),
+                        "kid" => h.kid = Some(map.next_value()?),
+                        other => {
+                            h.forbidden |= matches!(other, "enc" | "crit");
+                            map.next_value::<Checked>()?;
+                        }
+                    }
+                    seen.add(name)?;
+                }
+                Ok(h)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Any JSON value, checked for duplicate member names and dropped.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON without duplicate member names")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        let mut seen = Seen(Vec::new());
+        while let Some(name) = map.next_key::<CowStr<'de>>()? {
+            map.next_value::<Checked>()?;
+            seen.add(name)?;
+        }
+        Ok(Checked)
+    }
 }
 
 /// A JSON value that refuses duplicate member names at any depth (plain
@@ -264,6 +420,30 @@ mod tests {
                 "{h}"
             );
         }
+        let nested_dup = tok(r#"{"alg":"RS256","x":[{"r":1,"r":2}]}"#, p);
+        assert_eq!(parse(&nested_dup, 8192).err(), Some(Reason::Malformed));
+        let escaped = tok(
+            r#"{"typ":"JWT","alg":"RS\u0032\u0035\u0036","kid":"k\u0031"}"#,
+            p,
+        );
+        let parsed = parse(&escaped, 8192).expect("escaped names are read");
+        assert_eq!(
+            (parsed.alg, parsed.kid.as_deref()),
+            (Alg::RS256, Some("k1"))
+        );
+        for h in [r#"{"alg":"RS256","kid":null}"#, r#"{"alg":null}"#, r#"{}"#] {
+            assert_eq!(
+                parse(&tok(h, p), 8192).err(),
+                Some(Reason::Malformed),
+                "{h}"
+            );
+        }
+        let many: String = (0..40).map(|i| format!(r#","m{i}":0"#)).collect();
+        let crowded = tok(&format!(r#"{{"alg":"RS256"{many}}}"#), p);
+        assert_eq!(parse(&crowded, 8192).err(), Some(Reason::Malformed));
+        let long_kid = "k".repeat(400);
+        let big = tok(&format!(r#"{{"alg":"RS256","kid":"{long_kid}"}}"#), p);
+        assert_eq!(parse(&big, 8192).expect("long header").kid, Some(long_kid));
         let dup = tok(r#"{"alg":"RS256"}"#, r#"{"sub":"a","x":{"r":1,"r":2}}"#);
         assert_eq!(parse(&dup, 8192).err(), Some(Reason::Malformed));
         assert_eq!(parse("a.b", 8192).err(), Some(Reason::Malformed));
