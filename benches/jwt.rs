@@ -101,7 +101,7 @@ fn bench(c: &mut Criterion) {
             provider: 0,
             key_fingerprint: p.static_keys.keys[0].fingerprint,
             expires_at: now() + 3600,
-            claims: Arc::new(Claims(serde_json::Map::new())),
+            claims: Arc::new(Claims::parse("{}".into()).expect("claims")),
         };
         cache.insert(token_hash(t), entry, now());
         c.bench_function(&format!("{name} verify cached"), |b| {

@@ -205,8 +205,8 @@ fn publish_hash_claim(
         return;
     };
     if let Balance::RingHash(HashKey::Claim(name)) = &snap.upstreams[*upstream].balance {
-        if let Some(v) = id.claims.0.get(name).and_then(|v| v.as_str()) {
-            parts.extensions.insert(ClaimKey(v.to_owned()));
+        if let Some(v) = id.claims.string(name) {
+            parts.extensions.insert(ClaimKey(v.into_owned()));
         }
     }
 }

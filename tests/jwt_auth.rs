@@ -254,6 +254,11 @@ async fn several_providers_are_chosen_by_issuer() {
         .expect("base64url");
     let v: Value = serde_json::from_slice(&raw).expect("json");
     assert_eq!(v["sub"], "frank");
+    // Exactly the payload that was signed, not a re-encoding of it.
+    assert_eq!(
+        r.headers["x-jwt-claims"],
+        hs.split('.').nth(1).expect("payload")
+    );
     // A route bound to `main` does not accept the legacy issuer.
     let (s, _, _) = call(&gw, "/api/tasks/1", &[("authorization", &bearer(&hs))]).await;
     assert_eq!(s, 401);

@@ -3,22 +3,26 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use http::{HeaderMap, HeaderValue};
-use serde_json::{Map, Value};
+use http::{HeaderName, HeaderValue};
+use serde_json::Value;
 
+use super::claims::Claims;
 use super::provider::{Provider, Requirements};
 
 /// Whether `claims` (verified by `provider`) meet `req`.
-pub fn allows(req: &Requirements, provider: &Provider, claims: &Map<String, Value>) -> bool {
+pub fn allows(req: &Requirements, provider: &Provider, claims: &Claims) -> bool {
     let scopes = req.scopes.iter().map(|s| has_scope(claims, s));
-    let roles = req
-        .roles
-        .iter()
-        .map(|r| contains(provider.roles_claim.get(claims), r));
-    let values = req
-        .claims
-        .iter()
-        .map(|(path, wanted)| wanted.iter().any(|w| contains(path.get(claims), w)));
+    let held = if req.roles.is_empty() {
+        None
+    } else {
+        claims.get(&provider.roles_claim)
+    };
+    let roles = req.roles.iter().map(|r| contains(held.as_ref(), r));
+    let values = req.claims.iter().map(|(path, wanted)| {
+        wanted
+            .iter()
+            .any(|w| contains(claims.get(path).as_ref(), w))
+    });
     let mut all = scopes.chain(roles).chain(values);
     if req.any {
         all.any(|ok| ok)
@@ -28,16 +32,15 @@ pub fn allows(req: &Requirements, provider: &Provider, claims: &Map<String, Valu
 }
 
 /// OAuth scopes: a space-separated `scope` string, or an `scp` array/string.
-fn has_scope(claims: &Map<String, Value>, scope: &str) -> bool {
-    let in_str = |v: Option<&Value>| {
-        v.and_then(Value::as_str)
-            .is_some_and(|s| s.split(' ').any(|x| x == scope))
-    };
-    in_str(claims.get("scope"))
-        || in_str(claims.get("scp"))
+fn has_scope(claims: &Claims, scope: &str) -> bool {
+    let in_str =
+        |v: Option<std::borrow::Cow<'_, str>>| v.is_some_and(|s| s.split(' ').any(|x| x == scope));
+    in_str(claims.string("scope"))
+        || in_str(claims.string("scp"))
         || claims
-            .get("scp")
-            .and_then(Value::as_array)
+            .text("scp")
+            .filter(|t| t.starts_with('['))
+            .and_then(|t| serde_json::from_str::<Vec<Value>>(t).ok())
             .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(scope)))
 }
 
@@ -63,22 +66,24 @@ fn scalar_eq(v: &Value, wanted: &str) -> bool {
 /// Most bytes one forwarded identity header may carry.
 const MAX_HEADER_VALUE: usize = 4096;
 
-/// Sets the provider's identity headers from verified claims. The same
-/// headers were stripped from the request in step 1, so a header present
-/// upstream always came from a verified token.
-pub fn forward_identity(provider: &Provider, claims: &Map<String, Value>, headers: &mut HeaderMap) {
+/// The provider's identity headers for verified claims, worked out once per
+/// verification (a cached token reuses them). The same headers were
+/// stripped from the request in step 1, so a header present upstream always
+/// came from a verified token.
+pub fn identity_headers(provider: &Provider, claims: &Claims) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::new();
     for (path, name) in &provider.forward_claims {
-        if let Some(v) = path.get(claims).and_then(header_value) {
-            headers.insert(name.clone(), v);
+        if let Some(v) = claims.get(path).as_ref().and_then(header_value) {
+            out.push((name.clone(), v));
         }
     }
     if let Some(name) = &provider.claims_header {
-        if let Ok(json) = serde_json::to_vec(claims) {
-            if let Ok(v) = HeaderValue::from_str(&URL_SAFE_NO_PAD.encode(json)) {
-                headers.insert(name.clone(), v);
-            }
+        // The payload exactly as signed.
+        if let Ok(v) = HeaderValue::from_str(&URL_SAFE_NO_PAD.encode(claims.json())) {
+            out.push((name.clone(), v));
         }
     }
+    out
 }
 
 /// Strings as they are, numbers and booleans as JSON text, arrays joined by
@@ -113,6 +118,10 @@ mod tests {
     use crate::auth::provider::ClaimPath;
     use serde_json::json;
 
+    fn claims(v: Value) -> Claims {
+        Claims::parse(v.to_string()).expect("claims")
+    }
+
     fn provider() -> Provider {
         Provider {
             name: "p".into(),
@@ -146,8 +155,10 @@ mod tests {
     #[test]
     fn scopes_roles_and_claims() {
         let p = provider();
-        let c = json!({"sub":"u1","scope":"tasks:read tasks:write","realm_access":{"roles":["user","admin"]},"tenant":"acme","n":3});
-        let c = c.as_object().expect("object");
+        let c = claims(
+            json!({"sub":"u1","scope":"tasks:read tasks:write","realm_access":{"roles":["user","admin"]},"tenant":"acme","n":3}),
+        );
+        let c = &c;
         let mut r = Requirements {
             scopes: vec!["tasks:write".into()],
             roles: vec!["user".into()],
@@ -159,22 +170,30 @@ mod tests {
         assert!(!allows(&r, &p, c));
         r.any = true;
         assert!(allows(&r, &p, c));
-        let scp = json!({"scp":["a","b"]});
-        assert!(has_scope(scp.as_object().expect("o"), "b"));
-        assert!(contains(c.get("n"), "3"));
+        let scp = claims(json!({"scp":["a","b"]}));
+        assert!(has_scope(&scp, "b") && !has_scope(&scp, "c"));
+        assert!(contains(
+            c.get(&ClaimPath::parse("n").expect("p")).as_ref(),
+            "3"
+        ));
     }
 
     #[test]
     fn identity_headers_from_claims() {
         let p = provider();
-        let c = json!({"sub":"u1","realm_access":{"roles":["user","admin"]}});
-        let mut h = HeaderMap::new();
-        forward_identity(&p, c.as_object().expect("o"), &mut h);
-        assert_eq!(h["x-user-id"], "u1");
-        assert_eq!(h["x-user-roles"], "user,admin");
-        let bad = json!({"sub":"u1\r\nx: y"});
-        let mut h = HeaderMap::new();
-        forward_identity(&p, bad.as_object().expect("o"), &mut h);
-        assert!(!h.contains_key("x-user-id"));
+        let c = claims(json!({"sub":"u1","realm_access":{"roles":["user","admin"]}}));
+        let h = identity_headers(&p, &c);
+        assert_eq!(
+            h[0],
+            (
+                HeaderName::from_static("x-user-id"),
+                HeaderValue::from_static("u1")
+            )
+        );
+        assert_eq!(h[1].1, "user,admin");
+        let bad = claims(json!({"sub":"u1\r\nx: y"}));
+        assert!(identity_headers(&p, &bad)
+            .iter()
+            .all(|(n, _)| n != "x-user-id"));
     }
 }

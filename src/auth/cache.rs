@@ -11,11 +11,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Map, Value};
-
-/// Verified claims, shared between the cache and requests.
-#[derive(Debug)]
-pub struct Claims(pub Map<String, Value>);
+pub use super::claims::Claims;
 
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -140,7 +136,7 @@ mod tests {
             provider: 0,
             key_fingerprint: 1,
             expires_at,
-            claims: Arc::new(Claims(Map::new())),
+            claims: Arc::new(Claims::parse("{}".into()).expect("claims")),
         }
     }
 

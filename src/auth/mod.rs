@@ -7,6 +7,7 @@
 //! - [`jwks`]: remote key sets, refreshed in the background
 //! - [`tls`]: the JWKS fetcher's TLS client (rustls on aws-lc-rs, optional private CA)
 //! - [`cache`]: verified tokens by hash, until `exp` or until their key goes
+//! - [`claims`]: verified claims, read in place from the token's JSON
 //! - [`authorize`]: scopes, roles, claim values; identity headers
 //! - [`token`]: the one token of a request and its removal
 //! - [`reason`]: rejection reasons and their counters
@@ -17,6 +18,7 @@
 
 pub mod authorize;
 pub mod cache;
+pub mod claims;
 pub mod compile;
 pub mod jwks;
 pub mod keys;
@@ -32,13 +34,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::request::Parts;
 use http::HeaderMap;
-use serde_json::Value;
 
 pub use provider::{AuthConfig, Provider, RouteAuth, RoutePolicy};
 pub use reason::{counts, Reason};
 
 use crate::errors::GatewayError;
-use cache::{Claims, Entry, TokenCache};
+use cache::{Entry, TokenCache};
+use claims::Claims;
 use jwks::{Refetch, RemoteKeys};
 use keys::{KeySet, Lookup};
 use provider::TokenSource;
@@ -230,13 +232,15 @@ async fn verify_token(
     }
     let fingerprint = check_key(rt.remote(pi), p, &parsed).await?;
     verify::check_claims(p, &parsed.claims, now).map_err(reject)?;
-    let expires_at = match parsed.claims.get("exp").and_then(Value::as_f64) {
-        Some(exp) if exp > 0.0 => exp as u64,
+    let expires_at = match parsed.claims.number("exp") {
+        Ok(Some(exp)) if exp > 0.0 => exp as u64,
         _ => now + 300,
     };
+    let mut claims = parsed.claims;
+    claims.headers = authorize::identity_headers(p, &claims);
     let identity = Identity {
         provider: pi,
-        claims: Arc::new(Claims(parsed.claims)),
+        claims: Arc::new(claims),
     };
     Ok((identity, fingerprint, expires_at))
 }
@@ -252,12 +256,12 @@ fn choose_provider(
     if let [only] = policy.providers.as_slice() {
         return Ok(*only);
     }
-    let iss = parsed.claims.get("iss").and_then(Value::as_str);
+    let iss = parsed.claims.string("iss");
     let matching: Vec<usize> = policy
         .providers
         .iter()
         .copied()
-        .filter(|&i| Some(cfg.providers[i].issuer.as_str()) == iss)
+        .filter(|&i| Some(cfg.providers[i].issuer.as_str()) == iss.as_deref())
         .collect();
     match matching.as_slice() {
         [] => Err(reject(Reason::BadIssuer)),
@@ -345,10 +349,13 @@ pub fn authorize(
     };
     let p = &cfg.providers[id.provider];
     if let Some(req) = &policy.require {
-        if !authorize::allows(req, p, &id.claims.0) {
+        if !authorize::allows(req, p, &id.claims) {
             return Err(reject(Reason::InsufficientScope));
         }
     }
-    authorize::forward_identity(p, &id.claims.0, headers);
+    // Worked out when the token was verified (kept with the cached token).
+    for (name, value) in &id.claims.headers {
+        headers.insert(name.clone(), value.clone());
+    }
     Ok(())
 }

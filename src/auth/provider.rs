@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use http::uri::Uri;
 use http::HeaderName;
-use serde_json::Value;
 
 use super::keys::{Alg, KeySet};
 
@@ -98,16 +97,9 @@ impl ClaimPath {
         })
     }
 
-    pub fn get<'v>(&self, claims: &'v serde_json::Map<String, Value>) -> Option<&'v Value> {
-        if let Some(v) = claims.get(&self.full) {
-            return Some(v);
-        }
-        let (first, rest) = self.segments.split_first()?;
-        let mut v = claims.get(first)?;
-        for seg in rest {
-            v = v.as_object()?.get(seg)?;
-        }
-        Some(v)
+    /// The path's dot-separated names.
+    pub fn segments(&self) -> &[String] {
+        &self.segments
     }
 }
 

@@ -7,14 +7,15 @@
 //! exact supported name (`none` in any casing included), a non-string `kid`.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
+use super::claims::Claims;
 use super::keys::{Alg, Key};
 use super::provider::Provider;
 use super::reason::Reason;
@@ -33,7 +34,7 @@ impl fmt::Debug for Token {
 pub struct Parsed<'t> {
     pub alg: Alg,
     pub kid: Option<String>,
-    pub claims: Map<String, Value>,
+    pub claims: Claims,
     /// `header.payload`, the bytes the signature covers.
     pub signing_input: &'t [u8],
     pub signature: Vec<u8>,
@@ -52,7 +53,9 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, Reason> {
         return Err(Reason::Malformed);
     };
     let (alg, kid) = decode_header(h)?;
-    let claims = decode_object(p)?;
+    let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| Reason::Malformed)?;
+    let payload = String::from_utf8(payload).map_err(|_| Reason::Malformed)?;
+    let claims = Claims::parse(payload)?;
     if s.is_empty() {
         return Err(Reason::BadSignature);
     }
@@ -95,16 +98,6 @@ fn decode_header(segment: &str) -> Result<(Alg, Option<String>), Reason> {
     Ok((alg, header.kid.map(|k| k.0.into_owned())))
 }
 
-fn decode_object(segment: &str) -> Result<Map<String, Value>, Reason> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| Reason::Malformed)?;
-    match serde_json::from_slice::<Strict>(&bytes) {
-        Ok(Strict(Value::Object(m))) => Ok(m),
-        _ => Err(Reason::Malformed),
-    }
-}
-
 /// The first of `keys` whose signature check passes.
 pub fn check_signature<'k>(
     parsed: &Parsed<'_>,
@@ -115,26 +108,13 @@ pub fn check_signature<'k>(
         .copied()
 }
 
-/// A NumericDate claim: absent, or a finite number (else malformed).
-fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, Reason> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|f| f.is_finite())
-            .map(Some)
-            .ok_or(Reason::Malformed),
-        Some(_) => Err(Reason::Malformed),
-    }
-}
-
 /// Time, issuer, audience, required and identity claims. `now` is Unix seconds.
-pub fn check_claims(p: &Provider, claims: &Map<String, Value>, now: u64) -> Result<(), Reason> {
+pub fn check_claims(p: &Provider, claims: &Claims, now: u64) -> Result<(), Reason> {
     let now = now as f64;
     let leeway = p.leeway as f64;
-    let exp = numeric(claims, "exp")?;
-    let nbf = numeric(claims, "nbf")?;
-    let iat = numeric(claims, "iat")?;
+    let exp = claims.number("exp")?;
+    let nbf = claims.number("nbf")?;
+    let iat = claims.number("iat")?;
     match exp {
         Some(exp) if now >= exp + leeway => return Err(Reason::Expired),
         None if p.require_exp => return Err(Reason::Malformed),
@@ -143,30 +123,26 @@ pub fn check_claims(p: &Provider, claims: &Map<String, Value>, now: u64) -> Resu
     if nbf.is_some_and(|nbf| now + leeway < nbf) || iat.is_some_and(|iat| now + leeway < iat) {
         return Err(Reason::NotYetValid);
     }
-    match claims.get("iss") {
-        Some(Value::String(iss)) if *iss == p.issuer => {}
-        _ => return Err(Reason::BadIssuer),
+    if claims.string("iss").as_deref() != Some(p.issuer.as_str()) {
+        return Err(Reason::BadIssuer);
     }
     if !p.audiences.is_empty() {
-        let ok = match claims.get("aud") {
-            Some(Value::String(a)) => p.audiences.iter().any(|x| x == a),
-            Some(Value::Array(list)) => list.iter().any(|a| {
-                a.as_str()
-                    .is_some_and(|a| p.audiences.iter().any(|x| x == a))
-            }),
-            _ => false,
+        let wanted = |a: &str| p.audiences.iter().any(|x| x == a);
+        let ok = match claims.text("aud") {
+            Some(t) if t.starts_with('[') => serde_json::from_str::<Vec<serde_json::Value>>(t)
+                .is_ok_and(|list| list.iter().any(|a| a.as_str().is_some_and(wanted))),
+            Some(_) => claims.string("aud").is_some_and(|a| wanted(&a)),
+            None => false,
         };
         if !ok {
             return Err(Reason::BadAudience);
         }
     }
-    for c in &p.required_claims {
-        if c.get(claims).is_none_or(Value::is_null) {
-            return Err(Reason::Malformed);
-        }
+    if !p.required_claims.iter().all(|c| claims.has(c)) {
+        return Err(Reason::Malformed);
     }
-    match p.identity_claim.get(claims) {
-        Some(Value::String(id)) if is_safe_identity(id) => Ok(()),
+    match claims.get_str(&p.identity_claim) {
+        Some(id) if is_safe_identity(&id) => Ok(()),
         _ => Err(Reason::Malformed),
     }
 }
@@ -184,7 +160,7 @@ pub fn is_safe_identity(s: &str) -> bool {
 const HEADER_MEMBERS: usize = 32;
 
 /// A string, borrowed from the input when it holds no escapes.
-struct CowStr<'de>(Cow<'de, str>);
+pub(super) struct CowStr<'de>(pub Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for CowStr<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -208,18 +184,49 @@ impl<'de> Deserialize<'de> for CowStr<'de> {
     }
 }
 
-/// Object member names seen so far; a repeat or too many is an error.
-struct Seen<'de>(Vec<CowStr<'de>>);
+/// Object member names seen so far; a repeat, or more than `limit`, is an
+/// error. Compared pairwise while few, through a hash set past that.
+pub(super) struct Seen<'de> {
+    names: Vec<Cow<'de, str>>,
+    set: HashSet<Cow<'de, str>>,
+    limit: usize,
+}
+
+/// Names compared pairwise up to this many.
+const FEW: usize = 16;
 
 impl<'de> Seen<'de> {
-    fn add<E: de::Error>(&mut self, name: CowStr<'de>) -> Result<(), E> {
-        if self.0.len() >= HEADER_MEMBERS {
+    pub(super) fn new(limit: usize) -> Seen<'de> {
+        Seen {
+            names: Vec::with_capacity(8),
+            set: HashSet::new(),
+            limit,
+        }
+    }
+
+    pub(super) fn add<E: de::Error>(&mut self, name: CowStr<'de>) -> Result<(), E> {
+        let few = self.set.is_empty();
+        let count = if few {
+            self.names.len()
+        } else {
+            self.set.len()
+        };
+        if count >= self.limit {
             return Err(E::custom("too many members"));
         }
-        if self.0.iter().any(|n| n.0 == name.0) {
+        let repeated = if few {
+            let r = self.names.contains(&name.0);
+            self.names.push(name.0);
+            if !r && self.names.len() > FEW {
+                self.set.extend(self.names.drain(..));
+            }
+            r
+        } else {
+            !self.set.insert(name.0)
+        };
+        if repeated {
             return Err(E::custom("duplicate member name"));
         }
-        self.0.push(name);
         Ok(())
     }
 }
@@ -248,7 +255,7 @@ impl<'de> Deserialize<'de> for Header<'de> {
                     kid: None,
                     forbidden: false,
                 };
-                let mut seen = Seen(Vec::new());
+                let mut seen = Seen::new(HEADER_MEMBERS);
                 while let Some(name) = map.next_key::<CowStr<'de>>()? {
                     match &*name.0 {
                         "alg" => h.alg = Some(map.next_value()?),
@@ -268,7 +275,7 @@ impl<'de> Deserialize<'de> for Header<'de> {
 }
 
 /// Any JSON value, checked for duplicate member names and dropped.
-struct Checked;
+pub(super) struct Checked;
 
 impl<'de> Deserialize<'de> for Checked {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -310,75 +317,12 @@ impl<'de> Visitor<'de> for CheckedVisitor {
         Ok(Checked)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        let mut seen = Seen(Vec::new());
+        let mut seen = Seen::new(usize::MAX);
         while let Some(name) = map.next_key::<CowStr<'de>>()? {
             map.next_value::<Checked>()?;
             seen.add(name)?;
         }
         Ok(Checked)
-    }
-}
-
-/// A JSON value that refuses duplicate member names at any depth (plain
-/// serde_json keeps the last one, which lets a token say two things).
-struct Strict(Value);
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Strict;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JSON without duplicate member names")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Strict, E> {
-        Ok(Strict(Value::Bool(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Strict, E> {
-        Ok(Strict(Value::from(v)))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Strict, E> {
-        Ok(Strict(Value::from(v)))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Strict, E> {
-        serde_json::Number::from_f64(v)
-            .map(|n| Strict(Value::Number(n)))
-            .ok_or_else(|| E::custom("non-finite number"))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Strict, E> {
-        Ok(Strict(Value::String(v.to_owned())))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Strict, E> {
-        Ok(Strict(Value::String(v)))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Strict, E> {
-        Ok(Strict(Value::Null))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Strict, E> {
-        Ok(Strict(Value::Null))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
-        let mut out = Vec::new();
-        while let Some(Strict(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Strict(Value::Array(out)))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
-        let mut out = Map::new();
-        while let Some(k) = map.next_key::<String>()? {
-            let Strict(v) = map.next_value()?;
-            if out.insert(k, v).is_some() {
-                return Err(de::Error::custom("duplicate member name"));
-            }
-        }
-        Ok(Strict(Value::Object(out)))
     }
 }
 

@@ -1,0 +1,284 @@
+//! Verified claims, kept as the token's own JSON text plus where each
+//! top-level member sits in it. Nothing is built per member: a claim is
+//! read in place when asked for (`iss`, `exp`, the identity claim), and a
+//! JSON value is made only for what needs one (arrays, nested paths).
+//!
+//! The identity headers of the verifying provider are worked out once,
+//! when the token is verified, and kept here: a cached token hands them
+//! on without reading its claims again.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+use http::{HeaderName, HeaderValue};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use super::provider::ClaimPath;
+use super::reason::Reason;
+use super::verify::{Checked, CowStr, Seen};
+
+/// A token's verified payload.
+pub struct Claims {
+    json: Box<str>,
+    members: Vec<Member>,
+    /// Where the registered claims every verification reads are in
+    /// `members` (index + 1; 0: absent), found once while parsing.
+    registered: [u8; REGISTERED.len()],
+    /// The provider's identity headers for these claims.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// `Debug` names the members, never their values.
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.members.iter().map(|m| self.name(m)).collect();
+        f.debug_struct("Claims").field("members", &names).finish()
+    }
+}
+
+/// The claims every verification reads.
+const REGISTERED: [&str; 6] = ["exp", "nbf", "iat", "iss", "aud", "sub"];
+
+struct Member {
+    name: Name,
+    value: Range<usize>,
+}
+
+enum Name {
+    /// The name's text in `json` (it has no escapes).
+    At(Range<usize>),
+    /// A name written with escapes, decoded.
+    Escaped(Box<str>),
+}
+
+impl Claims {
+    /// Reads a decoded payload: a JSON object with no member name repeated
+    /// at any depth (plain JSON parsers keep the last one, which would let
+    /// a token say two things).
+    pub fn parse(json: String) -> Result<Claims, Reason> {
+        let members = {
+            let mut de = serde_json::Deserializer::from_str(&json);
+            let found = Top::deserialize(&mut de).map_err(|_| Reason::Malformed)?;
+            de.end().map_err(|_| Reason::Malformed)?;
+            let base = json.as_ptr() as usize;
+            let at = |s: &str| {
+                let start = s.as_ptr() as usize - base;
+                start..start + s.len()
+            };
+            found
+                .0
+                .into_iter()
+                .map(|(name, raw)| Member {
+                    name: match name.0 {
+                        Cow::Borrowed(n) => Name::At(at(n)),
+                        Cow::Owned(n) => Name::Escaped(n.into_boxed_str()),
+                    },
+                    value: at(raw.get()),
+                })
+                .collect()
+        };
+        let mut claims = Claims {
+            json: json.into_boxed_str(),
+            members,
+            registered: [0; REGISTERED.len()],
+            headers: Vec::new(),
+        };
+        for i in 0..claims.members.len().min(usize::from(u8::MAX) - 1) {
+            let name = claims.name(&claims.members[i]);
+            if let Some(slot) = REGISTERED.iter().position(|r| *r == name) {
+                claims.registered[slot] = i as u8 + 1;
+            }
+        }
+        Ok(claims)
+    }
+
+    /// The payload exactly as it was signed.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    fn name<'a>(&'a self, m: &'a Member) -> &'a str {
+        match &m.name {
+            Name::At(r) => &self.json[r.clone()],
+            Name::Escaped(n) => n,
+        }
+    }
+
+    /// The JSON text of a top-level member.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        let m = match REGISTERED.iter().position(|r| *r == name) {
+            Some(slot) => match self.registered[slot] {
+                0 if self.members.len() < usize::from(u8::MAX) - 1 => return None,
+                0 => self.members.iter().find(|m| self.name(m) == name)?,
+                i => &self.members[usize::from(i) - 1],
+            },
+            None => self.members.iter().find(|m| self.name(m) == name)?,
+        };
+        Some(&self.json[m.value.clone()])
+    }
+
+    /// A top-level string claim; `None` when absent or not a string.
+    pub fn string(&self, name: &str) -> Option<Cow<'_, str>> {
+        string_of(self.text(name)?)
+    }
+
+    /// A NumericDate claim: absent, or a finite number (else malformed).
+    pub fn number(&self, name: &str) -> Result<Option<f64>, Reason> {
+        let Some(text) = self.text(name) else {
+            return Ok(None);
+        };
+        if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            return Err(Reason::Malformed);
+        }
+        match text.parse::<f64>() {
+            Ok(n) if n.is_finite() => Ok(Some(n)),
+            _ => Err(Reason::Malformed),
+        }
+    }
+
+    /// The claim at `path` as a JSON value: a top-level member named by the
+    /// whole path (names may hold dots), else the path walked through
+    /// nested objects.
+    pub fn get(&self, path: &ClaimPath) -> Option<Value> {
+        if let Some(text) = self.text(&path.full) {
+            return serde_json::from_str(text).ok();
+        }
+        let (first, rest) = path.segments().split_first()?;
+        let mut v: Value = serde_json::from_str(self.text(first)?).ok()?;
+        for seg in rest {
+            v = v.as_object_mut()?.remove(seg)?;
+        }
+        Some(v)
+    }
+
+    /// The claim at `path` when it is a string, read in place when it can be.
+    pub fn get_str(&self, path: &ClaimPath) -> Option<Cow<'_, str>> {
+        if let Some(text) = self.text(&path.full) {
+            return string_of(text);
+        }
+        match self.get(path)? {
+            Value::String(s) => Some(Cow::Owned(s)),
+            _ => None,
+        }
+    }
+
+    /// Whether the claim at `path` is present and not `null`.
+    pub fn has(&self, path: &ClaimPath) -> bool {
+        match self.text(&path.full) {
+            Some(text) => text != "null",
+            None => self.get(path).is_some_and(|v| !v.is_null()),
+        }
+    }
+}
+
+fn string_of(text: &str) -> Option<Cow<'_, str>> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// The top-level object: names and raw value texts, every name once, every
+/// value checked for repeated names inside it.
+struct Top<'de>(Vec<(CowStr<'de>, &'de RawValue)>);
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of claims")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+                let mut out = Vec::with_capacity(8);
+                let mut seen = Seen::new(usize::MAX);
+                while let Some(name) = map.next_key::<CowStr<'de>>()? {
+                    let raw: &'de RawValue = map.next_value()?;
+                    if matches!(raw.get().as_bytes().first(), Some(b'{' | b'[')) {
+                        serde_json::from_str::<Checked>(raw.get()).map_err(de::Error::custom)?;
+                    }
+                    seen.add(CowStr(name.0.clone()))?;
+                    out.push((name, raw));
+                }
+                Ok(Top(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: &str) -> Result<Claims, Reason> {
+        Claims::parse(json.to_owned())
+    }
+
+    fn path(p: &str) -> ClaimPath {
+        ClaimPath::parse(p).expect("path")
+    }
+
+    #[test]
+    fn reads_members_in_place() {
+        let c = claims(
+            r#"{"sub":"u1","exp":1700000000,"iss":"a\/b","roles":["x","y"],"realm":{"roles":["r"]},"a.b":"dotted","n":null}"#,
+        )
+        .expect("claims");
+        assert!(matches!(c.string("sub"), Some(Cow::Borrowed("u1"))));
+        assert_eq!(c.string("iss").as_deref(), Some("a/b"));
+        assert_eq!(c.number("exp"), Ok(Some(1_700_000_000.0)));
+        assert_eq!(c.number("nbf"), Ok(None));
+        assert_eq!(c.number("sub"), Err(Reason::Malformed));
+        assert_eq!(c.get(&path("roles")), Some(serde_json::json!(["x", "y"])));
+        assert_eq!(c.get(&path("realm.roles")), Some(serde_json::json!(["r"])));
+        assert_eq!(c.get_str(&path("a.b")).as_deref(), Some("dotted"));
+        assert!(c.has(&path("realm.roles")) && !c.has(&path("n")) && !c.has(&path("zz")));
+        assert_eq!(c.string("roles"), None);
+        assert!(!format!("{c:?}").contains("u1"), "Debug shows names only");
+    }
+
+    #[test]
+    fn registered_claims_are_found_past_many_others() {
+        let many: Vec<String> = (0..300).map(|i| format!(r#""c{i}":{i}"#)).collect();
+        let c = claims(&format!(r#"{{{},"sub":"late","exp":5}}"#, many.join(","))).expect("claims");
+        assert_eq!(c.string("sub").as_deref(), Some("late"));
+        assert_eq!(c.number("exp"), Ok(Some(5.0)));
+        assert_eq!(c.text("iss"), None);
+        let few = claims(r#"{"exp":1,"c":2}"#).expect("claims");
+        assert_eq!((few.text("sub"), few.text("c")), (None, Some("2")));
+    }
+
+    #[test]
+    fn escaped_names_are_found() {
+        let c = claims(r#"{"s\u0075b":"u1"}"#).expect("claims");
+        assert_eq!(c.string("sub").as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn refuses_repeated_names_and_non_objects() {
+        for bad in [
+            r#"{"sub":"a","sub":"b"}"#,
+            r#"{"sub":"a","s\u0075b":"b"}"#,
+            r#"{"x":{"r":1,"r":2}}"#,
+            r#"{"x":[{"r":1,"r":2}]}"#,
+            r#"["sub"]"#,
+            r#"{"sub":"a"} x"#,
+            r#"{"sub":"a""#,
+        ] {
+            assert_eq!(claims(bad).err(), Some(Reason::Malformed), "{bad}");
+        }
+        let many: Vec<String> = (0..100).map(|i| format!(r#""c{i}":{i}"#)).collect();
+        let c = claims(&format!("{{{}}}", many.join(","))).expect("100 claims");
+        assert_eq!(c.number("c99"), Ok(Some(99.0)));
+        let dup = format!(r#"{{{},"c42":0}}"#, many.join(","));
+        assert_eq!(claims(&dup).err(), Some(Reason::Malformed));
+    }
+}
