@@ -123,16 +123,6 @@ enum Material {
     },
 }
 
-/// The RSA algorithms, in the order of `RsaKey::parsed`.
-const RSA_ALGS: [Alg; 6] = [
-    Alg::RS256,
-    Alg::RS384,
-    Alg::RS512,
-    Alg::PS256,
-    Alg::PS384,
-    Alg::PS512,
-];
-
 struct RsaKey {
     n: Vec<u8>,
     e: Vec<u8>,
@@ -144,10 +134,7 @@ struct RsaKey {
 
 impl RsaKey {
     fn verify(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
-        let Some(i) = RSA_ALGS.iter().position(|a| *a == alg) else {
-            return false;
-        };
-        let Some(params) = rsa_params(alg) else {
+        let Some((i, params)) = rsa_params(alg) else {
             return false;
         };
         let parsed = self.parsed[i].get_or_init(|| {
@@ -314,14 +301,15 @@ impl Key {
     }
 }
 
-fn rsa_params(alg: Alg) -> Option<&'static sig::RsaParameters> {
+/// An RSA algorithm's verification parameters and its slot in `RsaKey::parsed`.
+fn rsa_params(alg: Alg) -> Option<(usize, &'static sig::RsaParameters)> {
     Some(match alg {
-        Alg::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-        Alg::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-        Alg::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-        Alg::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-        Alg::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-        Alg::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
+        Alg::RS256 => (0, &sig::RSA_PKCS1_2048_8192_SHA256),
+        Alg::RS384 => (1, &sig::RSA_PKCS1_2048_8192_SHA384),
+        Alg::RS512 => (2, &sig::RSA_PKCS1_2048_8192_SHA512),
+        Alg::PS256 => (3, &sig::RSA_PSS_2048_8192_SHA256),
+        Alg::PS384 => (4, &sig::RSA_PSS_2048_8192_SHA384),
+        Alg::PS512 => (5, &sig::RSA_PSS_2048_8192_SHA512),
         _ => return None,
     })
 }
