@@ -155,8 +155,9 @@ pub fn is_safe_identity(s: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'))
 }
 
-/// Most members of one object in a JOSE header (a real one has two to
-/// five): bounds the duplicate-name check, which compares names pairwise.
+/// Most members of a JOSE header (a real one has two to five). Objects
+/// inside it, and claims, are unbounded: their names are compared through a
+/// hash set once there are more than a few.
 const HEADER_MEMBERS: usize = 32;
 
 /// A string, borrowed from the input when it holds no escapes.
