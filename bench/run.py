@@ -429,7 +429,8 @@ def measure(proc, port, conns, seconds, script=None, kind="h1"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=10, help="length of one measurement")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds (3: a median that one noisy round cannot move)")
     ap.add_argument("--quick", action="store_true", help="3 s, 1 round")
     ap.add_argument("--only", default="", help="comma list of candidate names")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/latest.json"))
@@ -557,7 +558,10 @@ def gwanmun_auth_config(pub, secret, tmp):
 
 def median(xs):
     xs = sorted(x for x in xs if x is not None)
-    return xs[len(xs) // 2] if xs else None
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
 
 
 def report(results, out):
