@@ -175,7 +175,9 @@ impl Claims {
     }
 }
 
-fn string_of(text: &str) -> Option<Cow<'_, str>> {
+/// A JSON string's value, borrowed when it holds no escapes; `None` for
+/// any other JSON text.
+pub(super) fn string_of(text: &str) -> Option<Cow<'_, str>> {
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
     if inner.contains('\\') {
         serde_json::from_str::<String>(text).ok().map(Cow::Owned)

@@ -15,7 +15,7 @@ use base64::Engine;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::claims::Claims;
+use super::claims::{string_of, Claims};
 use super::keys::{Alg, Key};
 use super::provider::Provider;
 use super::reason::Reason;
@@ -131,7 +131,7 @@ pub fn check_claims(p: &Provider, claims: &Claims, now: u64) -> Result<(), Reaso
         let ok = match claims.text("aud") {
             Some(t) if t.starts_with('[') => serde_json::from_str::<Vec<serde_json::Value>>(t)
                 .is_ok_and(|list| list.iter().any(|a| a.as_str().is_some_and(wanted))),
-            Some(_) => claims.string("aud").is_some_and(|a| wanted(&a)),
+            Some(t) => string_of(t).is_some_and(|a| wanted(&a)),
             None => false,
         };
         if !ok {
