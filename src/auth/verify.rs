@@ -46,12 +46,19 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, Reason> {
     if token.len() > max_bytes {
         return Err(Reason::Malformed);
     }
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let bytes = token.as_bytes();
+    let Some(first) = memchr::memchr(b'.', bytes) else {
         return Err(Reason::Malformed);
     };
+    let Some(second) = memchr::memchr(b'.', &bytes[first + 1..]).map(|i| first + 1 + i) else {
+        return Err(Reason::Malformed);
+    };
+    let (h, p, s) = (
+        &bytes[..first],
+        &bytes[first + 1..second],
+        &bytes[second + 1..],
+    );
+    // A fourth segment holds a dot, which base64url refuses below.
     let (alg, kid) = decode_header(h)?;
     let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| Reason::Malformed)?;
     let payload = String::from_utf8(payload).map_err(|_| Reason::Malformed)?;
@@ -64,7 +71,7 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, Reason> {
         alg,
         kid,
         claims,
-        signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
+        signing_input: &bytes[..second],
         signature,
     })
 }
@@ -75,7 +82,7 @@ const HEADER_STACK: usize = 256;
 
 /// The header's `alg` and `kid`. Parsed without building a JSON value: its
 /// members are read in place and every other member is only checked.
-fn decode_header(segment: &str) -> Result<(Alg, Option<String>), Reason> {
+fn decode_header(segment: &[u8]) -> Result<(Alg, Option<String>), Reason> {
     let mut stack = [0u8; HEADER_STACK];
     let heap;
     let bytes: &[u8] = if segment.len() / 4 * 3 + 3 <= HEADER_STACK {
