@@ -184,6 +184,43 @@ async fn idle_http1_connection_is_closed_and_busy_one_is_not() {
     assert!(!String::from_utf8_lossy(&rest).contains("HTTP/1.1"));
 }
 
+/// The idle timeout counts from the end of the last request, not from the
+/// first: a connection kept busy past several idle periods by short requests
+/// stays open (the connection's timer fires early and is moved on), then
+/// closes once it really is idle.
+#[tokio::test]
+async fn idle_timeout_counts_from_the_last_request() {
+    let up = echo_upstream("ok").await;
+    let gw = start_gateway(&limits_config(
+        up.addr,
+        "  idle_timeout: 300ms
+  header_read_timeout: 10s
+",
+        "",
+    ))
+    .await;
+    let mut s = TcpStream::connect(gw.addr).await.expect("connect");
+    let began = std::time::Instant::now();
+    // Requests 150 ms apart for three idle periods: the gap is the
+    // behaviour under test, not a wait for something to happen.
+    while began.elapsed() < Duration::from_millis(900) {
+        assert_eq!(request_on(&mut s).await, 200);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let last = std::time::Instant::now();
+    assert_eq!(request_on(&mut s).await, 200);
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut rest))
+        .await
+        .expect("idle keep-alive connection closed")
+        .expect("read");
+    assert!(
+        last.elapsed() >= Duration::from_millis(300),
+        "closed {:?} after the last request, before the idle timeout",
+        last.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn idle_http2_connection_is_closed() {
     let up = echo_upstream("h2").await;

@@ -23,7 +23,7 @@ pub mod body;
 pub mod parse;
 pub mod write;
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::io::IoSlice;
 use std::pin::Pin;
@@ -128,9 +128,21 @@ pub async fn serve(
     // the idle timeout, then the head within the header deadline.
     let mut idle_until = started + limits.header_read.min(limits.idle);
     let mut head_until = Some(started + limits.header_read);
+    // The connection's one timer for both deadlines, and one wait for the
+    // drain signal, made once and kept across requests (see `next_head`).
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(idle_until));
+    let draining = stop.clone();
+    let mut stopped = std::pin::pin!(async move {
+        let _ = stop.changed().await;
+    });
     loop {
         let head = match next_head(
-            &mut conn, &mut buf, limits, idle_until, head_until, &mut stop,
+            &mut conn,
+            &mut buf,
+            limits,
+            (idle_until, head_until),
+            timer.as_mut(),
+            (&draining, stopped.as_mut()),
         )
         .await
         {
@@ -150,7 +162,7 @@ pub async fn serve(
                 return;
             }
         };
-        match exchange(&gw, &info, &mut conn, &mut buf, *head, limits, &stop).await {
+        match exchange(&gw, &info, &mut conn, &mut buf, *head, limits, &draining).await {
             Keep::Open => {}
             Keep::Close => {
                 linger(conn).await;
@@ -176,14 +188,24 @@ pub async fn serve(
     }
 }
 
-/// Reads until a whole head is buffered.
+/// Reads until a whole head is buffered: a first byte by `idle_until`, the
+/// rest of the head by `head_until` (from the first byte when `None`).
+///
+/// Both deadlines run on the connection's one `timer`, which only has to
+/// fire no later than the deadline: it is moved when it would fire late or
+/// has fired, and a timer that fires early is moved on. A busy keep-alive
+/// connection thus touches the timer wheel about once per idle timeout,
+/// not once per request. (Branches are polled in order: a request already
+/// readable is served without looking at the timer.) Likewise `stopped`
+/// (the drain signal) stays registered with its channel between requests;
+/// it completes at most once, and the connection ends when it does.
 async fn next_head(
     conn: &mut Conn,
     buf: &mut BytesMut,
     limits: Limits,
-    idle_until: Instant,
-    mut head_until: Option<Instant>,
-    stop: &mut watch::Receiver<bool>,
+    (idle_until, mut head_until): (Instant, Option<Instant>),
+    mut timer: Pin<&mut tokio::time::Sleep>,
+    (draining, mut stopped): (&watch::Receiver<bool>, Pin<&mut impl Future<Output = ()>>),
 ) -> Next {
     loop {
         if !buf.is_empty() {
@@ -194,7 +216,7 @@ async fn next_head(
             }
         }
         let idle = buf.is_empty();
-        if idle && *stop.borrow() {
+        if idle && *draining.borrow() {
             return Next::Closed;
         }
         let until = if idle {
@@ -205,23 +227,36 @@ async fn next_head(
         let Some(read) = conn.read.as_mut() else {
             return Next::Closed;
         };
+        if timer.is_elapsed() || timer.deadline() > until {
+            timer.as_mut().reset(until);
+        }
         if idle {
             // Nothing buffered: hold no buffer while waiting.
             buffers::release_read(buf);
             buffers::release_write(&mut conn.out);
             tokio::select! {
+                biased;
                 r = read.readable() => if r.is_err() { return Next::Closed },
-                _ = tokio::time::sleep_until(until) => return Next::Closed,
-                _ = stop.changed() => return Next::Closed,
+                () = stopped.as_mut() => return Next::Closed,
+                () = timer.as_mut() => {
+                    if Instant::now() < until {
+                        continue;
+                    }
+                    return Next::Closed;
+                }
             }
         }
         buffers::ready_to_read(buf);
         tokio::select! {
+            biased;
             r = read.read_buf(buf) => match r {
                 Ok(0) | Err(_) => return Next::Closed,
                 Ok(_) => {}
             },
-            _ = tokio::time::sleep_until(until) => {
+            () = timer.as_mut() => {
+                if Instant::now() < until {
+                    continue;
+                }
                 return if buf.is_empty() { Next::Closed } else { Next::Refuse(GatewayError::RequestTimeout) };
             }
         }
