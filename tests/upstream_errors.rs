@@ -169,6 +169,32 @@ async fn silent_upstream_is_504_after_the_route_timeout() {
     assert!(r.contains("\"gateway_timeout\""), "{r}");
 }
 
+/// Each request gets the whole route timeout, also on a pooled upstream
+/// connection whose previous request's deadline falls inside it (the
+/// connection's timer, armed for the earlier deadline, fires early and is
+/// moved on instead of cutting the new request short).
+#[tokio::test]
+async fn a_pooled_connection_gives_each_request_its_whole_timeout() {
+    let gated = support::gated::gated_upstream().await;
+    let gw = gateway_to(gated.addr, ", timeout: 500ms").await;
+    let (s, _, b) = get(&gw.url("/fast")).await;
+    assert_eq!(s, 200, "{b:?}");
+    // The pooled connection's first deadline passes 250 ms into the next
+    // request: the pause is the behaviour under test.
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    let sent = std::time::Instant::now();
+    let (s, h, b) = get(&gw.url("/slow")).await;
+    let took = sent.elapsed();
+    assert_error(s, &h, &b, 504, "gateway_timeout");
+    assert!(
+        took >= std::time::Duration::from_millis(480),
+        "504 after {took:?}, before the route's 500 ms"
+    );
+    // The slow request did reach the upstream: the 504 is its fault.
+    assert_eq!(gated.arrived.load(Ordering::SeqCst), 1);
+    gated.release.send_replace(true);
+}
+
 #[tokio::test]
 async fn a_healthy_upstream_after_errors_still_works() {
     // Guard against the error paths poisoning the gateway: a route to a dead

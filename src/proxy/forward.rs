@@ -13,8 +13,7 @@ use std::sync::Arc;
 use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use tokio::time::error::Elapsed;
-use tokio::time::Timeout;
+use tokio::time::Instant;
 
 use super::body::{find_body_error, BodyError, RequestBody};
 use crate::errors::GatewayError;
@@ -80,7 +79,7 @@ impl From<TryError> for GatewayError {
 }
 
 /// One try against one endpoint, bounded by `timeout` for the head; pass
-/// what it yields to [`outcome`]. (A plain function returning the timeout
+/// what it yields to [`outcome`]. (A plain function returning the pool's
 /// future itself: an async wrapper would keep a second copy of it.)
 pub fn attempt<'a>(
     up: &'a UpstreamRuntime,
@@ -88,24 +87,21 @@ pub fn attempt<'a>(
     mut req: Request<UpstreamBody>,
     path_and_query: PathAndQuery,
     timeout: Duration,
-) -> Timeout<impl Future<Output = Result<Response<ResponseBody>, SendError>> + 'a> {
+) -> impl Future<Output = Result<Response<ResponseBody>, SendError>> + 'a {
     *req.uri_mut() = Uri::from(path_and_query);
-    tokio::time::timeout(timeout, pool::send(&up.pool, endpoint, req))
+    pool::send(&up.pool, endpoint, req, Instant::now() + timeout)
 }
 
 /// What an [`attempt`] came to.
 pub fn outcome(
-    res: Result<Result<Response<ResponseBody>, SendError>, Elapsed>,
+    res: Result<Response<ResponseBody>, SendError>,
 ) -> Result<Response<ResponseBody>, TryError> {
-    match res {
-        Err(_) => Err(TryError::Timeout),
-        Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) => Err(classify(&e)),
-    }
+    res.map_err(|e| classify(&e))
 }
 
 fn classify(e: &SendError) -> TryError {
     let e = match e {
+        SendError::Timeout => return TryError::Timeout,
         SendError::Connect(e) => {
             tracing::debug!(error = %e, "upstream connect failed");
             return TryError::Connect;

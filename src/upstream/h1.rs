@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -20,6 +20,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::{Duration, Instant, Sleep};
 
 use super::body::UpstreamBody;
 use super::endpoint::Endpoint;
@@ -38,6 +39,9 @@ const MAX_TRAILER_BYTES: usize = 16 * 1024;
 pub struct RawConn {
     stream: TcpStream,
     buf: BytesMut,
+    /// The response-head deadline of each request, kept for the
+    /// connection's life (see [`h1::within`]).
+    timer: Pin<Box<Sleep>>,
 }
 
 impl RawConn {
@@ -45,6 +49,8 @@ impl RawConn {
         RawConn {
             stream,
             buf: BytesMut::new(),
+            // Set for real by the first request.
+            timer: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))),
         }
     }
 
@@ -72,12 +78,17 @@ pub enum ExchangeError {
     Unanswered(io::Error),
     /// It failed after part of a response, or the response was malformed.
     Failed(io::Error),
+    /// No response head by the deadline.
+    TimedOut,
 }
 
 impl ExchangeError {
     pub fn into_io(self) -> io::Error {
         match self {
             ExchangeError::Unanswered(e) | ExchangeError::Failed(e) => e,
+            ExchangeError::TimedOut => {
+                io::Error::new(io::ErrorKind::TimedOut, "no response head by the deadline")
+            }
         }
     }
 }
@@ -115,27 +126,44 @@ pub struct Head {
 }
 
 /// Writes `request` and reads the response head (interim 1xx answers
-/// skipped).
+/// skipped), both by `until`.
 pub async fn exchange(
     conn: &mut RawConn,
     request: &[u8],
     head_request: bool,
+    until: Instant,
 ) -> Result<Head, ExchangeError> {
-    if let Err(e) = conn.stream.write_all(request).await {
+    let RawConn { stream, buf, timer } = conn;
+    h1::within(
+        timer.as_mut(),
+        until,
+        write_and_read(stream, buf, request, head_request),
+    )
+    .await
+    .unwrap_or(Err(ExchangeError::TimedOut))
+}
+
+async fn write_and_read(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    request: &[u8],
+    head_request: bool,
+) -> Result<Head, ExchangeError> {
+    if let Err(e) = stream.write_all(request).await {
         return Err(ExchangeError::Unanswered(e));
     }
     let mut answered = false;
     loop {
-        if !conn.buf.is_empty() {
+        if !buf.is_empty() {
             answered = true;
-            match parse_head(&mut conn.buf, head_request) {
+            match parse_head(buf, head_request) {
                 Ok(Some(head)) => return Ok(head),
                 Ok(None) => {}
                 Err(e) => return Err(ExchangeError::Failed(e)),
             }
         }
-        buffers::ready_to_read(&mut conn.buf);
-        match conn.stream.read_buf(&mut conn.buf).await {
+        buffers::ready_to_read(buf);
+        match stream.read_buf(buf).await {
             Ok(0) => {
                 let e = io::Error::new(
                     io::ErrorKind::UnexpectedEof,

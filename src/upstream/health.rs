@@ -66,17 +66,15 @@ async fn probe(pool: &Settings, hc: &HealthCheck, e: &Arc<Endpoint>) -> bool {
     else {
         return false;
     };
+    let until = tokio::time::Instant::now() + hc.timeout;
     let check = async {
-        let resp = pool::send(pool, e, req).await.ok()?;
+        let resp = pool::send(pool, e, req, until).await.ok()?;
         let ok = hc.accepts(resp.status());
         // Read to the end (within the timeout) so the connection is reused.
         let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
         Some(ok)
     };
-    matches!(
-        tokio::time::timeout(hc.timeout, check).await,
-        Ok(Some(true))
-    )
+    matches!(tokio::time::timeout_at(until, check).await, Ok(Some(true)))
 }
 
 /// Applies one result to the endpoint's streak and, at a threshold, its state.

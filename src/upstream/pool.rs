@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, HOST};
@@ -33,6 +33,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::body::UpstreamBody;
 use super::endpoint::Endpoint;
@@ -253,18 +254,33 @@ pub enum SendError {
     Http(hyper::Error),
     /// The same, on the inline client.
     Io(io::Error),
+    /// No response head by the try's deadline.
+    Timeout,
+}
+
+impl From<h1::ExchangeError> for SendError {
+    fn from(e: h1::ExchangeError) -> SendError {
+        match e {
+            h1::ExchangeError::TimedOut => SendError::Timeout,
+            e => SendError::Io(e.into_io()),
+        }
+    }
 }
 
 /// Sends `req` (origin-form URI) to `ep`, on a pooled connection when one
-/// is idle, else on a new one. (One async level for the common HTTP/1
-/// case: every level of an async call keeps its own copy of the request.)
+/// is idle, else on a new one; the response head must come by `until`.
+/// (One async level for the common HTTP/1 case: every level of an async
+/// call keeps its own copy of the request.)
 pub async fn send(
     cfg: &Settings,
     ep: &Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
+    until: Instant,
 ) -> Result<Response<ResponseBody>, SendError> {
     if cfg.protocol == Protocol::Http2 {
-        return Box::pin(send_h2(cfg, ep, req)).await;
+        return tokio::time::timeout_at(until, Box::pin(send_h2(cfg, ep, req)))
+            .await
+            .unwrap_or(Err(SendError::Timeout));
     }
     *req.version_mut() = Version::HTTP_11;
     if !req.headers().contains_key(HOST) {
@@ -274,8 +290,21 @@ pub async fn send(
     }
     let slot = slot();
     if h1::suits(&req) {
-        return send_inline(cfg, ep, req, slot).await;
+        // The deadline runs on the pooled connection's own timer.
+        return send_inline(cfg, ep, req, slot, until).await;
     }
+    tokio::time::timeout_at(until, Box::pin(send_hyper(cfg, ep, req, slot)))
+        .await
+        .unwrap_or(Err(SendError::Timeout))
+}
+
+/// A request with a body (or an upgrade) on hyper's HTTP/1 client.
+async fn send_hyper(
+    cfg: &Settings,
+    ep: &Arc<Endpoint>,
+    mut req: Request<UpstreamBody>,
+    slot: usize,
+) -> Result<Response<ResponseBody>, SendError> {
     // Bounded: every turn takes one connection out of the pool.
     while let Some((mut tx, idle_for)) = ep.conns.take_h1(slot, cfg.idle_timeout) {
         // A connection idle this long may be closed by the upstream just as
@@ -328,6 +357,7 @@ async fn send_inline(
     ep: &Arc<Endpoint>,
     req: Request<UpstreamBody>,
     slot: usize,
+    until: Instant,
 ) -> Result<Response<ResponseBody>, SendError> {
     let head_request = req.method() == http::Method::HEAD;
     let safe = req.method().is_idempotent();
@@ -339,7 +369,7 @@ async fn send_inline(
     let result = async {
         // Connections that saw anything while idle were dropped by take_raw.
         if let Some((mut conn, idle_for)) = ep.conns.take_raw(slot, cfg.idle_timeout) {
-            match h1::exchange(&mut conn, &out, head_request).await {
+            match h1::exchange(&mut conn, &out, head_request, until).await {
                 Ok(head) => return Ok(Response::from_parts(head.parts, ResponseBody::raw(conn, head.decoder, head.reusable, home()))),
                 // Closed under the request with no answer (its keep-alive
                 // timeout ran out as the request went): once more, on a new
@@ -347,13 +377,14 @@ async fn send_inline(
                 Err(h1::ExchangeError::Unanswered(e)) if safe && idle_for >= STALE_AFTER => {
                     tracing::debug!(endpoint = %ep.authority, error = %e, "stale pooled connection; sending again on a new one");
                 }
-                Err(e) => return Err(SendError::Io(e.into_io())),
+                Err(e) => return Err(e.into()),
             }
         }
-        let mut conn = RawConn::new(Box::pin(connect(cfg, ep)).await?);
-        let head = h1::exchange(&mut conn, &out, head_request)
+        let stream = tokio::time::timeout_at(until, Box::pin(connect(cfg, ep)))
             .await
-            .map_err(|e| SendError::Io(e.into_io()))?;
+            .map_err(|_| SendError::Timeout)??;
+        let mut conn = RawConn::new(stream);
+        let head = h1::exchange(&mut conn, &out, head_request, until).await?;
         Ok(Response::from_parts(head.parts, ResponseBody::raw(conn, head.decoder, head.reusable, home())))
     }
     .await;

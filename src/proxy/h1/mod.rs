@@ -6,10 +6,14 @@ pub mod buffers;
 pub mod decode;
 
 use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::task::Poll;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{HeaderMap, Version};
+use tokio::time::{Instant, Sleep};
 
 thread_local! {
     static LINES: Cell<Vec<[usize; 4]>> = const { Cell::new(Vec::new()) };
@@ -57,6 +61,41 @@ impl Lines {
             Err(decode::Malformed)
         }
     }
+}
+
+/// Readies a connection's kept timer to fire no later than `until`. It is
+/// moved only when it would fire late or has fired: a timer set for an
+/// earlier deadline fires early and is moved on then (see [`within`]), so a
+/// busy connection touches the timer wheel about once per timeout period
+/// instead of once per request.
+pub fn arm(timer: Pin<&mut Sleep>, until: Instant) {
+    if timer.is_elapsed() || timer.deadline() > until {
+        timer.reset(until);
+    }
+}
+
+/// `fut` raced against `until` on a connection's kept timer; `None` when
+/// the time ran out first. The future is polled first.
+pub async fn within<F: Future>(
+    mut timer: Pin<&mut Sleep>,
+    until: Instant,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    arm(timer.as_mut(), until);
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= until {
+                return Poll::Ready(None);
+            }
+            timer.as_mut().reset(until);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// What a message's `Connection` header says: whether the connection stays

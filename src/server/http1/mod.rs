@@ -227,9 +227,7 @@ async fn next_head(
         let Some(read) = conn.read.as_mut() else {
             return Next::Closed;
         };
-        if timer.is_elapsed() || timer.deadline() > until {
-            timer.as_mut().reset(until);
-        }
+        crate::proxy::h1::arm(timer.as_mut(), until);
         if idle {
             // Nothing buffered: hold no buffer while waiting.
             buffers::release_read(buf);
