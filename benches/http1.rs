@@ -37,6 +37,7 @@ fn bench(c: &mut Criterion) {
                 &mut out,
                 StatusCode::OK,
                 black_box(&headers),
+                None,
                 Out::Length(512),
                 ConnHeader::None,
             );

@@ -29,7 +29,9 @@ use crate::auth;
 use crate::config::Snapshot;
 use crate::errors::GatewayError;
 use crate::observability;
-use crate::proxy::body::{declared_too_large, ClientBody, ProxyBody, RequestBody};
+use crate::proxy::body::{
+    declared_too_large, headers_into_map, ClientBody, ProxyBody, RequestBody,
+};
 use crate::proxy::headers::{strip_hop_by_hop, X_REQUEST_ID};
 use crate::proxy::{forward, forwarded, request_id, sanitize};
 use crate::routing::predicates::request_host;
@@ -181,16 +183,26 @@ async fn steps(
     let call = forward::Call::for_route(route, ctx.client_ip);
     let mut resp = forward::send(upstream, upstream_req, path_and_query, call).await?;
 
-    // 9. respond
+    // 9. respond (an HTTP/1 upstream's header lines may be kept aside from
+    // the map, see proxy::h1::raw: both are cleaned)
     match client_upgrade {
         Some(client) if forward::is_switching(&resp) => {
             let upstream_io = hyper::upgrade::on(&mut resp);
             forward::spawn_tunnel(client, upstream_io);
         }
-        _ => strip_hop_by_hop(resp.headers_mut()),
+        _ => {
+            strip_hop_by_hop(resp.headers_mut());
+            if let Some(raw) = resp.body_mut().raw_headers_mut() {
+                raw.strip_hop_by_hop();
+            }
+        }
     }
-    route.response_headers.apply(resp.headers_mut());
-    Ok(resp.map(ProxyBody::Upstream))
+    let mut resp = resp.map(ProxyBody::Upstream);
+    if !route.response_headers.is_empty() {
+        headers_into_map(&mut resp);
+        route.response_headers.apply(resp.headers_mut());
+    }
+    Ok(resp)
 }
 
 /// For `ring_hash` on `claim:NAME`, hands the verified claim's value to

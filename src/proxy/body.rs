@@ -39,6 +39,29 @@ impl ProxyBody {
     pub fn empty() -> ProxyBody {
         ProxyBody::Full(None)
     }
+
+    /// The upstream's header lines when they are not in the response's map
+    /// (an HTTP/1 upstream on the inline client): see `proxy::h1::raw`.
+    pub fn raw_headers(&self) -> Option<&crate::proxy::h1::raw::RawHeaders> {
+        match self {
+            ProxyBody::Upstream(b) => b.raw_headers(),
+            ProxyBody::Full(_) => None,
+        }
+    }
+}
+
+/// Puts every header of `resp` into its map: the upstream's lines kept
+/// aside (if any) go behind the ones the gateway set. For consumers that
+/// only read the map (HTTP/2, header rules).
+pub fn headers_into_map(resp: &mut http::Response<ProxyBody>) {
+    if resp.body().raw_headers().is_none() {
+        return;
+    }
+    let mut map = std::mem::take(resp.headers_mut());
+    if let ProxyBody::Upstream(b) = resp.body_mut() {
+        b.move_headers_into(&mut map);
+    }
+    *resp.headers_mut() = map;
 }
 
 impl Body for ProxyBody {

@@ -255,7 +255,9 @@ async fn serve_http2(
             act.touch();
             let active = gw.active();
             let req = req.map(ClientBody::H2);
-            let resp = pipeline::handle(&active, &info, req).await;
+            let mut resp = pipeline::handle(&active, &info, req).await;
+            // hyper writes the map: the upstream's kept lines go into it.
+            crate::proxy::body::headers_into_map(&mut resp);
             act.in_flight.fetch_sub(1, Ordering::Relaxed);
             act.touch();
             Ok::<_, std::convert::Infallible>(resp)

@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -25,6 +24,7 @@ use tokio::time::{Duration, Instant, Sleep};
 use super::body::UpstreamBody;
 use super::endpoint::Endpoint;
 use crate::proxy::h1::decode::{Decoder, Step};
+use crate::proxy::h1::raw::{Kind, RawHeaders};
 use crate::proxy::h1::{self, buffers};
 
 /// Header lines a response may carry.
@@ -119,7 +119,10 @@ pub fn encode_request(out: &mut Vec<u8>, req: &Request<UpstreamBody>) {
 
 /// A response head and how its body is framed.
 pub struct Head {
+    /// Status and version; headers only those the gateway sets.
     pub parts: http::response::Parts,
+    /// The upstream's header lines.
+    pub raw: RawHeaders,
     pub decoder: Decoder,
     /// The connection can carry another request after this body.
     pub reusable: bool,
@@ -220,19 +223,19 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> io::Result<Option<Head>
             Some(0) => Version::HTTP_10,
             _ => Version::HTTP_11,
         };
-        let lines = h1::Lines::of(buf, resp.headers);
-        let head = buf.split_to(len).freeze();
-        let mut headers = lines
-            .into_map(&head, 2)
-            .map_err(|_| malformed("malformed upstream header"))?;
-        let (decoder, mut reusable) = framing(head_request, version, status, &mut headers)?;
-        reusable &= h1::connection_options(version, &headers).0;
+        // The header lines stay as received (see `proxy::h1::raw`); the
+        // response's own map starts empty, for the headers the gateway sets.
+        let recorded = RawHeaders::record(buf, resp.headers);
+        let mut raw = recorded.over(buf.split_to(len).freeze());
+        let (decoder, mut reusable) = framing(head_request, version, status, &mut raw)?;
+        reusable &= h1::connection_options_of(version, raw.values(Kind::Connection)).0;
         let (mut parts, ()) = Response::new(()).into_parts();
         parts.status = status;
         parts.version = version;
-        parts.headers = headers;
+        parts.headers = buffers::header_map(2);
         return Ok(Some(Head {
             parts,
+            raw,
             decoder,
             reusable,
         }));
@@ -244,34 +247,33 @@ fn framing(
     head_request: bool,
     version: Version,
     status: StatusCode,
-    headers: &mut HeaderMap,
+    headers: &mut RawHeaders,
 ) -> io::Result<(Decoder, bool)> {
     if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
         return Ok((Decoder::Done, true));
     }
-    if version == Version::HTTP_11 {
-        let mut codings = headers.get_all(TRANSFER_ENCODING).iter().peekable();
-        if codings.peek().is_some() {
-            let chunked_last = codings.last().is_some_and(|v| {
-                v.as_bytes()
-                    .rsplit(|&c| c == b',')
+    if version == Version::HTTP_11 && headers.has(Kind::TransferEncoding) {
+        let chunked_last = headers
+            .values(Kind::TransferEncoding)
+            .last()
+            .is_some_and(|v| {
+                v.rsplit(|&c| c == b',')
                     .next()
                     .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"))
             });
-            // Both framing headers: decoded as chunked, and the connection
-            // is not trusted with another request (RFC 9112 6.3).
-            let both = headers.remove(CONTENT_LENGTH).is_some();
-            return Ok(if chunked_last {
-                (Decoder::ChunkSize, !both)
-            } else {
-                (Decoder::UntilClose, false)
-            });
-        }
+        // Both framing headers: decoded as chunked, and the connection
+        // is not trusted with another request (RFC 9112 6.3).
+        let both = headers.has(Kind::ContentLength);
+        headers.remove(Kind::ContentLength);
+        return Ok(if chunked_last {
+            (Decoder::ChunkSize, !both)
+        } else {
+            (Decoder::UntilClose, false)
+        });
     }
     let mut len = None;
-    for v in headers.get_all(CONTENT_LENGTH) {
-        let n = h1::parse_length(v.as_bytes())
-            .ok_or_else(|| malformed("invalid upstream Content-Length"))?;
+    for v in headers.values(Kind::ContentLength) {
+        let n = h1::parse_length(v).ok_or_else(|| malformed("invalid upstream Content-Length"))?;
         if len.is_some_and(|l| l != n) {
             return Err(malformed("conflicting upstream Content-Length"));
         }
@@ -404,7 +406,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!((h.decoder, h.reusable), (Decoder::ChunkSize, false));
-        assert!(!h.parts.headers.contains_key(CONTENT_LENGTH));
+        assert!(!h.raw.has(Kind::ContentLength));
         assert!(head(b"HTTP/1.1 101 Switching Protocols\r\n\r\n", false).is_err());
         let h = head(b"HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
         assert_eq!((h.decoder, h.reusable), (Decoder::UntilClose, false));

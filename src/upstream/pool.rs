@@ -42,7 +42,7 @@ use super::State;
 use crate::config::{Protocol, UpstreamSpec};
 use crate::proxy::body::BoxError;
 use crate::proxy::h1::buffers;
-use crate::proxy::h1::decode::Decoder;
+use crate::proxy::h1::raw::RawHeaders;
 
 /// Worker runtimes in this process (`run --threads N`); each endpoint keeps
 /// one idle stack per worker. 1 unless [`set_workers`] said otherwise
@@ -370,7 +370,7 @@ async fn send_inline(
         // Connections that saw anything while idle were dropped by take_raw.
         if let Some((mut conn, idle_for)) = ep.conns.take_raw(slot, cfg.idle_timeout) {
             match h1::exchange(&mut conn, &out, head_request, until).await {
-                Ok(head) => return Ok(Response::from_parts(head.parts, ResponseBody::raw(conn, head.decoder, head.reusable, home()))),
+                Ok(head) => return Ok(ResponseBody::raw(conn, head, home())),
                 // Closed under the request with no answer (its keep-alive
                 // timeout ran out as the request went): once more, on a new
                 // connection, when sending it twice is safe.
@@ -385,7 +385,7 @@ async fn send_inline(
             .map_err(|_| SendError::Timeout)??;
         let mut conn = RawConn::new(stream);
         let head = h1::exchange(&mut conn, &out, head_request, until).await?;
-        Ok(Response::from_parts(head.parts, ResponseBody::raw(conn, head.decoder, head.reusable, home())))
+        Ok(ResponseBody::raw(conn, head, home()))
     }
     .await;
     buffers::release_write(&mut out);
@@ -564,6 +564,9 @@ type Return = (
 pub struct ResponseBody {
     inner: Inner,
     back: Option<Return>,
+    /// The inline client's header lines, until they are written out or
+    /// moved into the response's map (see `proxy::h1::raw`).
+    headers: Option<RawHeaders>,
 }
 
 enum Inner {
@@ -578,6 +581,7 @@ impl ResponseBody {
         let mut resp = resp.map(|inner| ResponseBody {
             inner: Inner::Hyper(inner),
             back,
+            headers: None,
         });
         if resp.body().is_end_stream() {
             resp.body_mut().release();
@@ -585,10 +589,29 @@ impl ResponseBody {
         resp
     }
 
-    fn raw(conn: RawConn, decoder: Decoder, reusable: bool, home: h1::Home) -> ResponseBody {
-        ResponseBody {
-            inner: Inner::Raw(h1::RawBody::new(conn, decoder, reusable, home)),
+    fn raw(conn: RawConn, head: h1::Head, home: h1::Home) -> Response<ResponseBody> {
+        let body = ResponseBody {
+            inner: Inner::Raw(h1::RawBody::new(conn, head.decoder, head.reusable, home)),
             back: None,
+            headers: Some(head.raw),
+        };
+        Response::from_parts(head.parts, body)
+    }
+
+    /// The upstream's header lines when they are not in the response's map.
+    pub fn raw_headers(&self) -> Option<&RawHeaders> {
+        self.headers.as_ref()
+    }
+
+    pub fn raw_headers_mut(&mut self) -> Option<&mut RawHeaders> {
+        self.headers.as_mut()
+    }
+
+    /// Moves the upstream's header lines into `map` (after the headers the
+    /// gateway set there, which win): for header rules and HTTP/2 clients.
+    pub fn move_headers_into(&mut self, map: &mut http::HeaderMap) {
+        if let Some(raw) = self.headers.take() {
+            raw.move_into(map);
         }
     }
 

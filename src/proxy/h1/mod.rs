@@ -4,6 +4,7 @@
 
 pub mod buffers;
 pub mod decode;
+pub mod raw;
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
@@ -102,9 +103,23 @@ pub async fn within<F: Future>(
 /// open after it (HTTP/1.1 unless `close`; HTTP/1.0 only with
 /// `keep-alive`), and whether it carries the `upgrade` option.
 pub fn connection_options(version: Version, headers: &HeaderMap) -> (bool, bool) {
+    connection_options_of(
+        version,
+        headers
+            .get_all(CONNECTION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// [`connection_options`] over the values of `Connection` lines.
+pub fn connection_options_of<'a>(
+    version: Version,
+    values: impl Iterator<Item = &'a [u8]>,
+) -> (bool, bool) {
     let (mut close, mut keep, mut upgrade) = (false, false, false);
-    for v in headers.get_all(CONNECTION) {
-        for t in v.as_bytes().split(|&c| c == b',') {
+    for v in values {
+        for t in v.split(|&c| c == b',') {
             let t = t.trim_ascii();
             close |= t.eq_ignore_ascii_case(b"close");
             keep |= t.eq_ignore_ascii_case(b"keep-alive");

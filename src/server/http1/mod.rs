@@ -602,6 +602,7 @@ async fn respond(
         &mut conn.out,
         parts.status,
         &parts.headers,
+        body.raw_headers(),
         framing,
         conn_header,
     );

@@ -9,6 +9,8 @@ use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, StatusCode};
 use http_body::SizeHint;
 
+use crate::proxy::h1::raw::{in_map, Kind, RawHeaders};
+
 /// How the response body goes on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Out {
@@ -47,10 +49,14 @@ pub enum ConnHeader {
     KeepAlive,
 }
 
+/// `raw`: an upstream's header lines kept aside from `headers` (see
+/// `proxy::h1::raw`), written after them; a name `headers` has is the
+/// gateway's and replaces the upstream's lines of that name.
 pub fn encode_head(
     out: &mut Vec<u8>,
     status: StatusCode,
     headers: &HeaderMap,
+    raw: Option<&RawHeaders>,
     framing: Out,
     conn: ConnHeader,
 ) {
@@ -72,6 +78,22 @@ pub fn encode_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    let mut raw_date = false;
+    for (name, value, kind) in raw.into_iter().flat_map(RawHeaders::lines) {
+        match kind {
+            Kind::ContentLength | Kind::TransferEncoding if ours => continue,
+            Kind::Connection if conn != ConnHeader::None => continue,
+            _ => {}
+        }
+        if in_map(headers, name) {
+            continue;
+        }
+        raw_date |= kind == Kind::Date;
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
     match framing {
         Out::Length(n) => {
             out.extend_from_slice(b"content-length: ");
@@ -87,7 +109,7 @@ pub fn encode_head(
         ConnHeader::Close => out.extend_from_slice(b"connection: close\r\n"),
         ConnHeader::KeepAlive => out.extend_from_slice(b"connection: keep-alive\r\n"),
     }
-    if !headers.contains_key(DATE) {
+    if !raw_date && !headers.contains_key(DATE) {
         out.extend_from_slice(b"date: ");
         with_date(|d| out.extend_from_slice(d));
         out.extend_from_slice(b"\r\n");
@@ -151,6 +173,7 @@ mod tests {
             &mut out,
             StatusCode::from_u16(status).unwrap(),
             &map,
+            None,
             framing,
             conn,
         );
@@ -186,6 +209,33 @@ mod tests {
             ConnHeader::None,
         );
         assert!(h.contains("content-length: 7\r\n"), "{h}");
+    }
+
+    /// An upstream's kept header lines: written as received after the
+    /// gateway's headers, which replace lines of the same name; framing and
+    /// `Connection` stay the writer's; the upstream's `Date` is kept.
+    #[test]
+    fn raw_upstream_lines_follow_the_gateways_headers() {
+        let wire: &'static [u8] = b"HTTP/1.1 200 OK\r\nServer: up\r\nX-Request-Id: theirs\r\nContent-Length: 99\r\nDate: Sat, 28 Nov 2026 10:00:00 GMT\r\nConnection: keep-alive\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\n\r\n";
+        let mut slots = [httparse::EMPTY_HEADER; 16];
+        let mut resp = httparse::Response::new(&mut slots);
+        assert!(resp.parse(wire).is_ok());
+        let raw = RawHeaders::record(wire, resp.headers).over(bytes::Bytes::from_static(wire));
+        let mut map = HeaderMap::new();
+        map.insert("x-request-id", HeaderValue::from_static("ours"));
+        let mut out = Vec::new();
+        encode_head(
+            &mut out,
+            StatusCode::OK,
+            &map,
+            Some(&raw),
+            Out::Length(5),
+            ConnHeader::Close,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nx-request-id: ours\r\nServer: up\r\nDate: Sat, 28 Nov 2026 10:00:00 GMT\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\ncontent-length: 5\r\nconnection: close\r\n\r\n"
+        );
     }
 
     #[test]
