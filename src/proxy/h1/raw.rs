@@ -200,8 +200,14 @@ impl RawHeaders {
 
     /// Moves the kept lines into `map`, after what it holds; a name the map
     /// already has (set by the gateway) keeps the map's value.
-    pub fn move_into(self, map: &mut HeaderMap) {
-        let preset: Vec<HeaderName> = map.keys().cloned().collect();
+    pub fn move_into(mut self, map: &mut HeaderMap) {
+        // First the lines the map replaces (before anything is appended:
+        // an upstream's repeated lines must all go in).
+        for i in 0..self.lines.len() {
+            if self.lines[i].keep && in_map(map, self.bytes(self.lines[i].name)) {
+                self.lines[i].keep = false;
+            }
+        }
         map.reserve(self.lines.len());
         for l in self.lines.iter().filter(|l| l.keep) {
             let (ns, ne) = l.name;
@@ -213,9 +219,7 @@ impl RawHeaders {
                 // Not reached: the parser's rules are the map's.
                 continue;
             };
-            if !preset.contains(&name) {
-                map.append(name, value);
-            }
+            map.append(name, value);
         }
     }
 }
