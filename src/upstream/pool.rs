@@ -564,14 +564,20 @@ type Return = (
 pub struct ResponseBody {
     inner: Inner,
     back: Option<Return>,
-    /// The inline client's header lines, until they are written out or
-    /// moved into the response's map (see `proxy::h1::raw`).
-    headers: Option<RawHeaders>,
 }
 
 enum Inner {
     Hyper(Incoming),
-    Raw(h1::RawBody),
+    /// Boxed: a response is moved through several async layers on its way
+    /// out, and this variant would make every move twice as large.
+    Raw(Box<Raw>),
+}
+
+/// The inline client's body, and its header lines until they are written
+/// out or moved into the response's map (see `proxy::h1::raw`).
+struct Raw {
+    body: h1::RawBody,
+    headers: Option<RawHeaders>,
 }
 
 impl ResponseBody {
@@ -581,7 +587,6 @@ impl ResponseBody {
         let mut resp = resp.map(|inner| ResponseBody {
             inner: Inner::Hyper(inner),
             back,
-            headers: None,
         });
         if resp.body().is_end_stream() {
             resp.body_mut().release();
@@ -591,26 +596,37 @@ impl ResponseBody {
 
     fn raw(conn: RawConn, head: h1::Head, home: h1::Home) -> Response<ResponseBody> {
         let body = ResponseBody {
-            inner: Inner::Raw(h1::RawBody::new(conn, head.decoder, head.reusable, home)),
+            inner: Inner::Raw(Box::new(Raw {
+                body: h1::RawBody::new(conn, head.decoder, head.reusable, home),
+                headers: Some(head.raw),
+            })),
             back: None,
-            headers: Some(head.raw),
         };
         Response::from_parts(head.parts, body)
     }
 
     /// The upstream's header lines when they are not in the response's map.
     pub fn raw_headers(&self) -> Option<&RawHeaders> {
-        self.headers.as_ref()
+        match &self.inner {
+            Inner::Raw(r) => r.headers.as_ref(),
+            Inner::Hyper(_) => None,
+        }
     }
 
     pub fn raw_headers_mut(&mut self) -> Option<&mut RawHeaders> {
-        self.headers.as_mut()
+        match &mut self.inner {
+            Inner::Raw(r) => r.headers.as_mut(),
+            Inner::Hyper(_) => None,
+        }
     }
 
     /// Moves the upstream's header lines into `map` (after the headers the
     /// gateway set there, which win): for header rules and HTTP/2 clients.
     pub fn move_headers_into(&mut self, map: &mut http::HeaderMap) {
-        if let Some(raw) = self.headers.take() {
+        if let Some(raw) = match &mut self.inner {
+            Inner::Raw(r) => r.headers.take(),
+            Inner::Hyper(_) => None,
+        } {
             raw.move_into(map);
         }
     }
@@ -626,7 +642,7 @@ impl std::fmt::Debug for ResponseBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let inner: &dyn std::fmt::Debug = match &self.inner {
             Inner::Hyper(i) => i,
-            Inner::Raw(r) => r,
+            Inner::Raw(r) => &r.body,
         };
         f.debug_struct("ResponseBody")
             .field("inner", inner)
@@ -645,7 +661,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let inner = match &mut this.inner {
-            Inner::Raw(r) => return r.poll_frame(cx).map_err(Into::into),
+            Inner::Raw(r) => return r.body.poll_frame(cx).map_err(Into::into),
             Inner::Hyper(inner) => inner,
         };
         let res = Pin::new(&mut *inner).poll_frame(cx);
@@ -661,14 +677,14 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Hyper(i) => i.is_end_stream(),
-            Inner::Raw(r) => r.is_end_stream(),
+            Inner::Raw(r) => r.body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Hyper(i) => i.size_hint(),
-            Inner::Raw(r) => r.size_hint(),
+            Inner::Raw(r) => r.body.size_hint(),
         }
     }
 }
