@@ -12,8 +12,7 @@ use std::fmt;
 use std::ops::Range;
 
 use http::{HeaderName, HeaderValue};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -23,7 +22,8 @@ use super::verify::{Checked, CowStr, Seen};
 
 /// A token's verified payload.
 pub struct Claims {
-    json: Box<str>,
+    /// As decoded (not shrunk to fit: that would copy it once more).
+    json: String,
     members: Vec<Member>,
     /// Where the registered claims every verification reads are in
     /// `members` (index + 1; 0: absent), found once while parsing.
@@ -62,27 +62,15 @@ impl Claims {
     pub fn parse(json: String) -> Result<Claims, Reason> {
         let members = {
             let mut de = serde_json::Deserializer::from_str(&json);
-            let found = Top::deserialize(&mut de).map_err(|_| Reason::Malformed)?;
-            de.end().map_err(|_| Reason::Malformed)?;
-            let base = json.as_ptr() as usize;
-            let at = |s: &str| {
-                let start = s.as_ptr() as usize - base;
-                start..start + s.len()
+            let top = Top {
+                base: json.as_ptr() as usize,
             };
-            found
-                .0
-                .into_iter()
-                .map(|(name, raw)| Member {
-                    name: match name.0 {
-                        Cow::Borrowed(n) => Name::At(at(n)),
-                        Cow::Owned(n) => Name::Escaped(n.into_boxed_str()),
-                    },
-                    value: at(raw.get()),
-                })
-                .collect()
+            let members = top.deserialize(&mut de).map_err(|_| Reason::Malformed)?;
+            de.end().map_err(|_| Reason::Malformed)?;
+            members
         };
         let mut claims = Claims {
-            json: json.into_boxed_str(),
+            json,
             members,
             registered: [0; REGISTERED.len()],
             headers: Vec::new(),
@@ -186,33 +174,50 @@ pub(super) fn string_of(text: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-/// The top-level object: names and raw value texts, every name once, every
+/// Reads the top-level object into members: where each name and raw value
+/// text sits in the JSON (which starts at `base`), every name once, every
 /// value checked for repeated names inside it.
-struct Top<'de>(Vec<(CowStr<'de>, &'de RawValue)>);
+struct Top {
+    base: usize,
+}
 
-impl<'de> Deserialize<'de> for Top<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Top<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object of claims")
+impl<'de> DeserializeSeed<'de> for Top {
+    type Value = Vec<Member>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Member>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Top {
+    type Value = Vec<Member>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Member>, A::Error> {
+        let at = |s: &str| {
+            let start = s.as_ptr() as usize - self.base;
+            start..start + s.len()
+        };
+        let mut out = Vec::with_capacity(8);
+        let mut seen = Seen::new(usize::MAX);
+        while let Some(name) = map.next_key::<CowStr<'de>>()? {
+            let raw: &'de RawValue = map.next_value()?;
+            if matches!(raw.get().as_bytes().first(), Some(b'{' | b'[')) {
+                serde_json::from_str::<Checked>(raw.get()).map_err(de::Error::custom)?;
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
-                let mut out = Vec::with_capacity(8);
-                let mut seen = Seen::new(usize::MAX);
-                while let Some(name) = map.next_key::<CowStr<'de>>()? {
-                    let raw: &'de RawValue = map.next_value()?;
-                    if matches!(raw.get().as_bytes().first(), Some(b'{' | b'[')) {
-                        serde_json::from_str::<Checked>(raw.get()).map_err(de::Error::custom)?;
-                    }
-                    seen.add(CowStr(name.0.clone()))?;
-                    out.push((name, raw));
-                }
-                Ok(Top(out))
-            }
+            out.push(Member {
+                name: match &name.0 {
+                    Cow::Borrowed(n) => Name::At(at(n)),
+                    Cow::Owned(n) => Name::Escaped(n.as_str().into()),
+                },
+                value: at(raw.get()),
+            });
+            seen.add(name)?;
         }
-        d.deserialize_map(V)
+        Ok(out)
     }
 }
 

@@ -193,9 +193,11 @@ impl<'de> Deserialize<'de> for CowStr<'de> {
 }
 
 /// Object member names seen so far; a repeat, or more than `limit`, is an
-/// error. Compared pairwise while few, through a hash set past that.
+/// error. The first few are kept in place and compared pairwise (no
+/// allocation for a usual object); past that, through a hash set.
 pub(super) struct Seen<'de> {
-    names: Vec<Cow<'de, str>>,
+    few: [Cow<'de, str>; FEW],
+    count: usize,
     set: HashSet<Cow<'de, str>>,
     limit: usize,
 }
@@ -206,32 +208,28 @@ const FEW: usize = 16;
 impl<'de> Seen<'de> {
     pub(super) fn new(limit: usize) -> Seen<'de> {
         Seen {
-            names: Vec::with_capacity(8),
+            few: std::array::from_fn(|_| Cow::Borrowed("")),
+            count: 0,
             set: HashSet::new(),
             limit,
         }
     }
 
     pub(super) fn add<E: de::Error>(&mut self, name: CowStr<'de>) -> Result<(), E> {
-        let few = self.set.is_empty();
-        let count = if few {
-            self.names.len()
-        } else {
-            self.set.len()
-        };
-        if count >= self.limit {
+        if self.count >= self.limit {
             return Err(E::custom("too many members"));
         }
-        let repeated = if few {
-            let r = self.names.contains(&name.0);
-            self.names.push(name.0);
-            if !r && self.names.len() > FEW {
-                self.set.extend(self.names.drain(..));
-            }
+        let repeated = if self.count < FEW {
+            let r = self.few[..self.count].contains(&name.0);
+            self.few[self.count] = name.0;
             r
         } else {
+            if self.set.is_empty() {
+                self.set.extend(self.few.iter_mut().map(std::mem::take));
+            }
             !self.set.insert(name.0)
         };
+        self.count += 1;
         if repeated {
             return Err(E::custom("duplicate member name"));
         }
