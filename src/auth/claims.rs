@@ -287,5 +287,16 @@ mod tests {
         assert_eq!(c.number("c99"), Ok(Some(99.0)));
         let dup = format!(r#"{{{},"c42":0}}"#, many.join(","));
         assert_eq!(claims(&dup).err(), Some(Reason::Malformed));
+        // Around the switch from pairwise comparison to the hash set.
+        for n in 14..19 {
+            let names = &many[..n];
+            for again in ["c0", &format!("c{}", n - 1)] {
+                let dup = format!(r#"{{{},"{again}":0}}"#, names.join(","));
+                assert_eq!(claims(&dup).err(), Some(Reason::Malformed), "{n} {again}");
+                let nested = format!(r#"{{"x":{{{},"{again}":0}}}}"#, names.join(","));
+                assert_eq!(claims(&nested).err(), Some(Reason::Malformed), "{n} {again}");
+            }
+            assert!(claims(&format!("{{{}}}", names.join(","))).is_ok());
+        }
     }
 }
