@@ -353,13 +353,14 @@ fn rewrite_request_headers(
     // Room for the headers set below: one growth of the map, not several.
     let rules = &route.request_headers;
     parts.headers.reserve(6 + rules.set.len() + rules.add.len());
-    let host = match parts.headers.get(HOST) {
-        Some(h) => Some(h.clone()),
-        None => parts
+    let sent_host = parts.headers.get(HOST).cloned();
+    let had_host = sent_host.is_some();
+    let host = sent_host.or_else(|| {
+        parts
             .uri
             .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
-    };
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
     let trusted = snap.trusted.trusts_peer(ctx.peer.ip());
     forwarded::set_forwarding_headers(
         &mut parts.headers,
@@ -369,7 +370,8 @@ fn rewrite_request_headers(
         conn.scheme,
         host.clone(),
     );
-    if let (false, Some(h)) = (parts.headers.contains_key(HOST), host) {
+    // (The forwarding headers never touch Host: it is there if it was.)
+    if let (false, Some(h)) = (had_host, host) {
         parts.headers.insert(HOST, h);
     }
     parts.headers.insert(&X_REQUEST_ID, ctx.request_id.clone());

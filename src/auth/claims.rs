@@ -294,7 +294,11 @@ mod tests {
                 let dup = format!(r#"{{{},"{again}":0}}"#, names.join(","));
                 assert_eq!(claims(&dup).err(), Some(Reason::Malformed), "{n} {again}");
                 let nested = format!(r#"{{"x":{{{},"{again}":0}}}}"#, names.join(","));
-                assert_eq!(claims(&nested).err(), Some(Reason::Malformed), "{n} {again}");
+                assert_eq!(
+                    claims(&nested).err(),
+                    Some(Reason::Malformed),
+                    "{n} {again}"
+                );
             }
             assert!(claims(&format!("{{{}}}", names.join(","))).is_ok());
         }

@@ -276,6 +276,9 @@ fn clean_trailers(trailers: &mut HeaderMap) {
 /// Returns `true` when the declared length already exceeds the limit, so
 /// the gateway can answer 413 before reading anything.
 pub fn declared_too_large(headers: &HeaderMap, limit: u64) -> bool {
+    if !super::headers::has(headers, &http::header::CONTENT_LENGTH) {
+        return false;
+    }
     headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -153,9 +153,24 @@ pub fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
     }
 }
 
+/// Whether `headers` has `name`. A request or response usually carries a
+/// handful of headers, and most names asked about are absent: comparing
+/// the names present (a tag comparison for standard names) is cheaper than
+/// hashing the name for a lookup. Larger maps use the lookup.
+pub fn has(headers: &HeaderMap, name: &HeaderName) -> bool {
+    if headers.keys_len() <= 12 {
+        headers.keys().any(|k| k == name)
+    } else {
+        headers.contains_key(name)
+    }
+}
+
 /// Does the client ask for trailers (`TE: trailers`)? gRPC needs this
 /// forwarded, and it is the one TE value HTTP/2 allows.
 pub fn wants_trailers(headers: &HeaderMap) -> bool {
+    if !has(headers, &header::TE) {
+        return false;
+    }
     headers
         .get_all(header::TE)
         .iter()
@@ -167,7 +182,10 @@ pub fn wants_trailers(headers: &HeaderMap) -> bool {
 /// Is this an HTTP/1.1 WebSocket upgrade request? (`Upgrade: h2c` and
 /// other protocols are not passed through.)
 pub fn is_websocket_upgrade(version: Version, headers: &HeaderMap) -> bool {
-    if version != Version::HTTP_11 {
+    if version != Version::HTTP_11
+        || !has(headers, &header::UPGRADE)
+        || !has(headers, &header::CONNECTION)
+    {
         return false;
     }
     let connection_upgrade = headers
@@ -187,33 +205,28 @@ pub fn is_websocket_upgrade(version: Version, headers: &HeaderMap) -> bool {
 /// Content-Length and Transfer-Encoding, several Host headers, HTTP/1.1
 /// without Host. Returns the reason for a 400.
 pub fn framing_error(version: Version, headers: &HeaderMap) -> Option<&'static str> {
-    if headers.contains_key(header::TRANSFER_ENCODING)
-        && headers.contains_key(header::CONTENT_LENGTH)
-    {
-        return Some("both Content-Length and Transfer-Encoding are present");
-    }
-    // hyper refuses a Transfer-Encoding whose last coding is not chunked,
-    // but passes `gzip, chunked` (or `gzip` then `chunked` on two lines):
-    // the gateway would forward a body whose coding it then strips.
-    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
-    if let Some(first) = codings.next() {
-        if codings.next().is_some() || !first.as_bytes().eq_ignore_ascii_case(b"chunked") {
-            return Some("Transfer-Encoding other than chunked is not supported");
+    if has(headers, &header::TRANSFER_ENCODING) {
+        if has(headers, &header::CONTENT_LENGTH) {
+            return Some("both Content-Length and Transfer-Encoding are present");
+        }
+        // hyper refuses a Transfer-Encoding whose last coding is not
+        // chunked, but passes `gzip, chunked` (or `gzip` then `chunked` on
+        // two lines): the gateway would forward a body whose coding it
+        // then strips.
+        let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+        if let Some(first) = codings.next() {
+            if codings.next().is_some() || !first.as_bytes().eq_ignore_ascii_case(b"chunked") {
+                return Some("Transfer-Encoding other than chunked is not supported");
+            }
         }
     }
-    let hosts = headers.get_all(header::HOST).iter().count();
-    if hosts > 1 {
-        return Some("more than one Host header");
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Some("more than one Host header"),
+        (None, _) if version == Version::HTTP_11 => Some("HTTP/1.1 request without Host"),
+        (Some(h), None) if !valid_host_value(h) => Some("invalid Host header"),
+        _ => None,
     }
-    if version == Version::HTTP_11 && hosts == 0 {
-        return Some("HTTP/1.1 request without Host");
-    }
-    if let Some(h) = headers.get(header::HOST) {
-        if !valid_host_value(h) {
-            return Some("invalid Host header");
-        }
-    }
-    None
 }
 
 fn valid_host_value(v: &HeaderValue) -> bool {

@@ -98,7 +98,7 @@ impl ExchangeError {
 pub fn suits(req: &Request<UpstreamBody>) -> bool {
     http_body::Body::is_end_stream(req.body())
         && req.method() != Method::CONNECT
-        && !req.headers().contains_key(http::header::UPGRADE)
+        && !crate::proxy::headers::has(req.headers(), &http::header::UPGRADE)
 }
 
 /// Serializes the request head (origin-form target, HTTP/1.1).

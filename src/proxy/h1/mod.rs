@@ -103,6 +103,9 @@ pub async fn within<F: Future>(
 /// open after it (HTTP/1.1 unless `close`; HTTP/1.0 only with
 /// `keep-alive`), and whether it carries the `upgrade` option.
 pub fn connection_options(version: Version, headers: &HeaderMap) -> (bool, bool) {
+    if !crate::proxy::headers::has(headers, &CONNECTION) {
+        return (version == Version::HTTP_11, false);
+    }
     connection_options_of(
         version,
         headers

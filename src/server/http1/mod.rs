@@ -375,12 +375,9 @@ async fn exchange(
     } else {
         ConnHeader::None
     };
-    let request_id = parts
-        .headers
-        .get(&crate::proxy::headers::X_REQUEST_ID)
-        .cloned();
     let resp = http::Response::from_parts(parts, body);
-    let (sent, framing) = respond(conn, resp, head_request, http10, conn_header).await;
+    let (sent, framing, request_id) =
+        respond_keeping_id(conn, resp, head_request, http10, conn_header).await;
     match sent {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
@@ -595,6 +592,21 @@ async fn respond(
     http10: bool,
     conn_header: ConnHeader,
 ) -> (io::Result<()>, Out) {
+    let (sent, framing, _) =
+        respond_keeping_id(conn, resp, head_request, http10, conn_header).await;
+    (sent, framing)
+}
+
+/// [`respond`], plus the response's `X-Request-Id` when the body failed
+/// before anything was sent (`InvalidData`): the 502 that replaces it
+/// carries the same id. (Looked up only then.)
+async fn respond_keeping_id(
+    conn: &mut Conn,
+    resp: http::Response<ProxyBody>,
+    head_request: bool,
+    http10: bool,
+    conn_header: ConnHeader,
+) -> (io::Result<()>, Out, Option<http::HeaderValue>) {
     let (parts, mut body) = resp.into_parts();
     let framing = write::body_framing(head_request, http10, parts.status, &body.size_hint());
     buffers::ready_to_write(&mut conn.out);
@@ -606,7 +618,6 @@ async fn respond(
         framing,
         conn_header,
     );
-    buffers::recycle_map(parts.headers);
     let sent = match framing {
         Out::NoBody { .. } => flush(&mut conn.write, &mut conn.out, conn.stall).await,
         _ => {
@@ -620,7 +631,15 @@ async fn respond(
             .await
         }
     };
-    (sent, framing)
+    let id = match &sent {
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => parts
+            .headers
+            .get(&crate::proxy::headers::X_REQUEST_ID)
+            .cloned(),
+        _ => None,
+    };
+    buffers::recycle_map(parts.headers);
+    (sent, framing, id)
 }
 
 /// Closes the connection: our side first, then whatever the client still

@@ -12,6 +12,7 @@ use http::{HeaderMap, Method, Request, Uri, Version};
 
 use crate::errors::GatewayError;
 use crate::proxy::h1::{self, Lines};
+use crate::proxy::headers::has;
 
 /// Header lines one request may carry (hyper's default is 100).
 pub const MAX_HEADERS: usize = 128;
@@ -112,6 +113,14 @@ pub fn parse(buf: &mut BytesMut, max_bytes: usize) -> Result<Option<Head>, Gatew
 /// Content-Length lines must all be the same plain decimal number, and
 /// repeated identical lines are merged into one.
 fn framing(version: Version, headers: &mut HeaderMap) -> Result<Framing, GatewayError> {
+    // Most requests have neither framing header: no lookup for them.
+    let (te, cl) = (
+        has(headers, &TRANSFER_ENCODING),
+        has(headers, &CONTENT_LENGTH),
+    );
+    if !te && !cl {
+        return Ok(Framing::None);
+    }
     let mut te = headers.get_all(TRANSFER_ENCODING).iter();
     if let Some(first) = te.next() {
         if te.next().is_some() || !first.as_bytes().eq_ignore_ascii_case(b"chunked") {
