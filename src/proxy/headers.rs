@@ -250,6 +250,24 @@ pub fn is_forbidden_trailer(name: &HeaderName) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn has_agrees_with_a_lookup_for_small_and_large_maps() {
+        for n in [0usize, 1, 12, 13, 40] {
+            let mut h = HeaderMap::new();
+            for i in 0..n {
+                h.insert(
+                    HeaderName::from_bytes(format!("x-h{i}").as_bytes()).expect("name"),
+                    HeaderValue::from_static("v"),
+                );
+            }
+            for name in [header::HOST, header::TE, HeaderName::from_static("x-h0")] {
+                assert_eq!(has(&h, &name), h.contains_key(&name), "{n} {name}");
+            }
+            h.append(header::TE, HeaderValue::from_static("trailers"));
+            assert!(has(&h, &header::TE));
+        }
+    }
+
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
