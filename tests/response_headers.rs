@@ -9,10 +9,8 @@ use support::*;
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-use http::{HeaderMap, Request};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::HeaderMap;
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -165,20 +163,7 @@ async fn rules_and_http2_clients_see_the_same_headers_in_a_map() {
 
     // HTTP/2 client, route without rules.
     let plain = gateway_to(up, "").await;
-    let stream = TcpStream::connect(plain.addr).await.expect("connect");
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("h2 handshake");
-    tokio::spawn(conn);
-    let resp = send
-        .send_request(
-            Request::get(format!("http://{}/x", plain.addr))
-                .body(Full::new(Bytes::new()))
-                .expect("request"),
-        )
-        .await
-        .expect("response");
+    let resp = h2_get(plain.addr, "/x").await;
     assert_eq!(resp.status(), 200);
     check(resp.headers(), false);
     let body = resp.into_body().collect().await.expect("body").to_bytes();

@@ -370,20 +370,7 @@ async fn a_response_streaming_longer_than_the_idle_timeout_is_not_cut() {
     let gw = start_gateway(&limits_config(addr, "  idle_timeout: 300ms\n", "")).await;
     for h2 in [false, true] {
         let body = if h2 {
-            let stream = TcpStream::connect(gw.addr).await.expect("connect");
-            let (mut send, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                    .await
-                    .expect("h2 handshake");
-            tokio::spawn(conn);
-            let resp = send
-                .send_request(
-                    Request::get(format!("http://{}/stream", gw.addr))
-                        .body(Full::new(Bytes::new()))
-                        .expect("request"),
-                )
-                .await
-                .expect("response");
+            let resp = h2_get(gw.addr, "/stream").await;
             resp.into_body().collect().await.map(|c| c.to_bytes())
         } else {
             let resp = client()

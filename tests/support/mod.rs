@@ -206,6 +206,23 @@ pub async fn get_with_bearer(gw: &Gw, path: &str, token: &str) -> (StatusCode, s
     )
 }
 
+/// A GET over HTTP/2 with prior knowledge, on a new connection to `addr`.
+pub async fn h2_get(addr: SocketAddr, path: &str) -> Response<Incoming> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    send.send_request(
+        Request::get(format!("http://{addr}{path}"))
+            .body(Full::new(Bytes::new()))
+            .expect("request"),
+    )
+    .await
+    .expect("response")
+}
+
 pub async fn get(url: &str) -> (StatusCode, HeaderMap, Bytes) {
     send(
         Request::get(url)
