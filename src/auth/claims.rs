@@ -122,6 +122,12 @@ impl Claims {
         if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
             return Err(Reason::Malformed);
         }
+        // The usual NumericDate is a plain integer of ten digits: read it
+        // as one (exact below 2^53), not through the float parser.
+        if text.len() <= 15 && text.bytes().all(|b| b.is_ascii_digit()) {
+            let n = text.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+            return Ok(Some(n as f64));
+        }
         match text.parse::<f64>() {
             Ok(n) if n.is_finite() => Ok(Some(n)),
             _ => Err(Reason::Malformed),
@@ -261,6 +267,32 @@ mod tests {
         assert_eq!(c.text("iss"), None);
         let few = claims(r#"{"exp":1,"c":2}"#).expect("claims");
         assert_eq!((few.text("sub"), few.text("c")), (None, Some("2")));
+    }
+
+    #[test]
+    fn numeric_dates_integer_or_not() {
+        for (json, want) in [
+            (r#"{"exp":1700000000}"#, Some(1_700_000_000.0)),
+            (r#"{"exp":1700000000.5}"#, Some(1_700_000_000.5)),
+            (r#"{"exp":17e8}"#, Some(1_700_000_000.0)),
+            (r#"{"exp":-5}"#, Some(-5.0)),
+            (
+                r#"{"exp":12345678901234567890}"#,
+                Some(12_345_678_901_234_567_890.0),
+            ),
+        ] {
+            assert_eq!(
+                claims(json).expect("claims").number("exp"),
+                Ok(want),
+                "{json}"
+            );
+        }
+        assert_eq!(
+            claims(r#"{"exp":"1700000000"}"#)
+                .expect("claims")
+                .number("exp"),
+            Err(Reason::Malformed)
+        );
     }
 
     #[test]

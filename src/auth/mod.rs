@@ -231,9 +231,9 @@ async fn verify_token(
         return Err(reject(Reason::AlgNotAllowed));
     }
     let fingerprint = check_key(rt.remote(pi), p, &parsed).await?;
-    verify::check_claims(p, &parsed.claims, now).map_err(reject)?;
-    let expires_at = match parsed.claims.number("exp") {
-        Ok(Some(exp)) if exp > 0.0 => exp as u64,
+    let exp = verify::check_claims(p, &parsed.claims, now).map_err(reject)?;
+    let expires_at = match exp {
+        Some(exp) if exp > 0.0 => exp as u64,
         _ => now + 300,
     };
     let mut claims = parsed.claims;

@@ -115,8 +115,9 @@ pub fn check_signature<'k>(
         .copied()
 }
 
-/// Time, issuer, audience, required and identity claims. `now` is Unix seconds.
-pub fn check_claims(p: &Provider, claims: &Claims, now: u64) -> Result<(), Reason> {
+/// Time, issuer, audience, required and identity claims. `now` is Unix
+/// seconds. Returns `exp` when the token has one.
+pub fn check_claims(p: &Provider, claims: &Claims, now: u64) -> Result<Option<f64>, Reason> {
     let now = now as f64;
     let leeway = p.leeway as f64;
     let exp = claims.number("exp")?;
@@ -149,7 +150,7 @@ pub fn check_claims(p: &Provider, claims: &Claims, now: u64) -> Result<(), Reaso
         return Err(Reason::Malformed);
     }
     match claims.get_str(&p.identity_claim) {
-        Some(id) if is_safe_identity(&id) => Ok(()),
+        Some(id) if is_safe_identity(&id) => Ok(exp),
         _ => Err(Reason::Malformed),
     }
 }
