@@ -264,3 +264,79 @@ async fn h1_client_to_h2_upstream() {
     assert_eq!(&b[..], b"over h2");
     assert_eq!(up.last().version, Version::HTTP_2);
 }
+
+/// A connection's streams are served side by side (they run in the
+/// connection's own task): held requests do not hold up another stream, and
+/// on shutdown every stream in flight still gets its answer.
+#[tokio::test]
+async fn streams_of_one_connection_run_side_by_side_and_finish_on_drain() {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    let gated = support::gated::gated_upstream().await;
+    let gw = start_gateway(&config(
+        &format!("  held: {{ endpoints: [\"{}\"] }}", gated.addr),
+        "  - id: all\n    match: { path: /** }\n    upstream: held\n",
+    ))
+    .await;
+    let client = h2_client::<Full<Bytes>>(gw.addr).await;
+    let addr = gw.addr;
+    let held: Vec<_> = (0..3)
+        .map(|i| {
+            let mut c = client.clone();
+            tokio::spawn(async move {
+                let req = Request::get(format!("http://{addr}/held/{i}"))
+                    .body(Full::new(Bytes::new()))
+                    .expect("request");
+                let resp = c.send_request(req).await.expect("response");
+                let status = resp.status();
+                let body = resp.into_body().collect().await.expect("body").to_bytes();
+                (status, body)
+            })
+        })
+        .collect();
+    let arrived = gated.arrived.clone();
+    assert!(
+        wait_until(
+            || arrived.load(Ordering::SeqCst) == 3,
+            Duration::from_secs(10)
+        )
+        .await,
+        "all three streams reached the upstream while none was answered"
+    );
+
+    // Another stream on the same connection is answered meanwhile.
+    let mut c = client.clone();
+    let req = Request::get(format!("http://{addr}/fast"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let fast = tokio::time::timeout(Duration::from_secs(10), c.send_request(req))
+        .await
+        .expect("a free stream is not held up by the others")
+        .expect("response");
+    assert_eq!(fast.status(), 200);
+
+    // Shutdown starts with the three in flight; they are released after.
+    let drained = tokio::spawn(gw.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !drained.is_finished(),
+        "drain waits for the streams in flight"
+    );
+    gated.release.send(true).expect("release");
+    for h in held {
+        let (status, body) = tokio::time::timeout(Duration::from_secs(10), h)
+            .await
+            .expect("answered after release")
+            .expect("task");
+        assert_eq!(status, 200);
+        assert_eq!(&body[..], b"released");
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), drained)
+            .await
+            .expect("drain finishes")
+            .expect("task"),
+        "drain completed"
+    );
+}

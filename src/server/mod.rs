@@ -6,6 +6,7 @@
 pub mod http1;
 pub mod io;
 pub mod shards;
+pub mod streams;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use bytes::BytesMut;
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -263,7 +264,8 @@ async fn serve_http2(
             Ok::<_, std::convert::Infallible>(resp)
         })
     });
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    let mut streams = streams::Streams::default();
+    let mut builder = hyper::server::conn::http2::Builder::new(streams.inbox());
     builder
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes as u32);
@@ -273,12 +275,16 @@ async fn serve_http2(
     loop {
         let wake = idle_deadline(&activity, idle, first);
         tokio::select! {
+            biased;
             res = conn.as_mut() => {
                 if let Err(e) = res {
                     tracing::debug!(error = %e, "connection ended with error");
                 }
                 return;
             }
+            // Never ready: polls the streams after the connection, which
+            // queues the new ones (the stream futures live in this task).
+            () = std::future::poll_fn(|cx| streams.poll(cx)) => {}
             _ = stop.changed(), if !draining => {
                 draining = true;
                 conn.as_mut().graceful_shutdown();

@@ -228,18 +228,16 @@ impl Conns {
 
 impl Slot {
     /// Entries are in return order, so everything before the first fresh
-    /// one has expired.
+    /// one has expired; when the oldest is fresh (the busy case) that is
+    /// one comparison.
     fn drop_expired(&mut self, now: Instant, idle_timeout: Duration) {
-        let fresh = self
-            .h1
-            .partition_point(|i| now.duration_since(i.since) >= idle_timeout);
-        if fresh > 0 {
+        let stale = |since: Instant| now.duration_since(since) >= idle_timeout;
+        if self.h1.first().is_some_and(|i| stale(i.since)) {
+            let fresh = self.h1.partition_point(|i| stale(i.since));
             self.h1.drain(..fresh);
         }
-        let fresh = self
-            .raw
-            .partition_point(|i| now.duration_since(i.since) >= idle_timeout);
-        if fresh > 0 {
+        if self.raw.first().is_some_and(|i| stale(i.since)) {
+            let fresh = self.raw.partition_point(|i| stale(i.since));
             self.raw.drain(..fresh);
         }
     }
