@@ -83,7 +83,7 @@ impl From<TryError> for GatewayError {
 /// future itself: an async wrapper would keep a second copy of it.)
 pub fn attempt<'a>(
     up: &'a UpstreamRuntime,
-    endpoint: &'a Arc<Endpoint>,
+    endpoint: Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
     path_and_query: PathAndQuery,
     timeout: Duration,

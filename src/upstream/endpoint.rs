@@ -3,6 +3,7 @@
 //! that survives a DNS refresh keeps its `Arc`, hence its counters.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use std::net::SocketAddr;
 
@@ -73,16 +74,23 @@ impl Endpoint {
 
     /// Counts a request in flight until the guard drops (also when the
     /// request's future is cancelled).
-    pub fn begin(&self) -> InFlight<'_> {
+    pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self)
+        InFlight(self.clone())
     }
 }
 
+/// Holds its endpoint: a try's future owns it, with no borrow to outlive.
 #[must_use]
-pub struct InFlight<'a>(&'a Endpoint);
+pub struct InFlight(Arc<Endpoint>);
 
-impl Drop for InFlight<'_> {
+impl InFlight {
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }

@@ -68,7 +68,7 @@ async fn probe(pool: &Settings, hc: &HealthCheck, e: &Arc<Endpoint>) -> bool {
     };
     let until = tokio::time::Instant::now() + hc.timeout;
     let check = async {
-        let resp = pool::send(pool, e, req, until).await.ok()?;
+        let resp = pool::send(pool, e.clone(), req, until).await.ok()?;
         let ok = hc.accepts(resp.status());
         // Read to the end (within the timeout) so the connection is reused.
         let _ = http_body_util::BodyExt::collect(resp.into_body()).await;

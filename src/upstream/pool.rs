@@ -16,6 +16,7 @@
 //! to the next one. HTTP/2: one shared connection per endpoint and slot.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::header::{HeaderValue, HOST};
 use http::uri::Scheme;
 use http::{Request, Response, StatusCode, Uri, Version};
@@ -267,33 +269,82 @@ impl From<h1::ExchangeError> for SendError {
 
 /// Sends `req` (origin-form URI) to `ep`, on a pooled connection when one
 /// is idle, else on a new one; the response head must come by `until`.
-/// (One async level for the common HTTP/1 case: every level of an async
-/// call keeps its own copy of the request.)
-pub async fn send(
-    cfg: &Settings,
-    ep: &Arc<Endpoint>,
+///
+/// A plain function: the request is looked at and, in the common HTTP/1
+/// case, encoded before anything is awaited, so the future returned holds
+/// the encoded bytes and not the request (every async level that takes a
+/// request by value keeps a copy of it in its state for its whole life, and
+/// each level's state is copied into its caller's when it starts).
+pub fn send<'a>(
+    cfg: &'a Settings,
+    ep: Arc<Endpoint>,
     mut req: Request<UpstreamBody>,
     until: Instant,
-) -> Result<Response<ResponseBody>, SendError> {
-    if cfg.protocol == Protocol::Http2 {
-        return tokio::time::timeout_at(until, Box::pin(send_h2(cfg, ep, req)))
-            .await
-            .unwrap_or(Err(SendError::Timeout));
-    }
-    *req.version_mut() = Version::HTTP_11;
-    if !req.headers().contains_key(HOST) {
-        if let Ok(h) = HeaderValue::from_str(ep.authority.as_str()) {
-            req.headers_mut().insert(HOST, h);
+) -> impl Future<Output = Result<Response<ResponseBody>, SendError>> + 'a {
+    let way = if cfg.protocol == Protocol::Http2 {
+        Way::Boxed(Box::pin(async move {
+            tokio::time::timeout_at(until, send_h2(cfg, &ep, req))
+                .await
+                .unwrap_or(Err(SendError::Timeout))
+        }))
+    } else {
+        *req.version_mut() = Version::HTTP_11;
+        if !req.headers().contains_key(HOST) {
+            if let Ok(h) = HeaderValue::from_str(ep.authority.as_str()) {
+                req.headers_mut().insert(HOST, h);
+            }
         }
-    }
-    let slot = slot();
-    if h1::suits(&req) {
+        let slot = slot();
+        if h1::suits(&req) {
+            Way::Inline(Encoded::of(req), ep, slot)
+        } else {
+            Way::Boxed(Box::pin(async move {
+                tokio::time::timeout_at(until, send_hyper(cfg, &ep, req, slot))
+                    .await
+                    .unwrap_or(Err(SendError::Timeout))
+            }))
+        }
+    };
+    // No async wrapper around these (it would hold a second copy).
+    match way {
         // The deadline runs on the pooled connection's own timer.
-        return send_inline(cfg, ep, req, slot, until).await;
+        Way::Inline(req, ep, slot) => Either::Left(send_inline(cfg, ep, req, slot, until)),
+        Way::Boxed(fut) => Either::Right(fut),
     }
-    tokio::time::timeout_at(until, Box::pin(send_hyper(cfg, ep, req, slot)))
-        .await
-        .unwrap_or(Err(SendError::Timeout))
+}
+
+type SendFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, SendError>> + Send + 'a>>;
+
+/// How [`send`] goes on once the request has been looked at.
+enum Way<'a> {
+    /// A bodiless HTTP/1 request, encoded: the inline client.
+    Inline(Encoded, Arc<Endpoint>, usize),
+    /// HTTP/2, or a body or an upgrade on hyper's HTTP/1 client: boxed, so
+    /// the common request's future does not carry their state.
+    Boxed(SendFuture<'a>),
+}
+
+/// A bodiless request written out for the inline client.
+struct Encoded {
+    out: Vec<u8>,
+    head_request: bool,
+    idempotent: bool,
+}
+
+impl Encoded {
+    fn of(req: Request<UpstreamBody>) -> Encoded {
+        let mut out = Vec::new();
+        buffers::ready_to_write(&mut out);
+        h1::encode_request(&mut out, &req);
+        let e = Encoded {
+            out,
+            head_request: req.method() == http::Method::HEAD,
+            idempotent: req.method().is_idempotent(),
+        };
+        buffers::recycle_map(req.into_parts().0.headers);
+        e
+    }
 }
 
 /// A request with a body (or an upgrade) on hyper's HTTP/1 client.
@@ -352,17 +403,16 @@ async fn send_hyper(
 /// task, the response head read by it too.
 async fn send_inline(
     cfg: &Settings,
-    ep: &Arc<Endpoint>,
-    req: Request<UpstreamBody>,
+    ep: Arc<Endpoint>,
+    req: Encoded,
     slot: usize,
     until: Instant,
 ) -> Result<Response<ResponseBody>, SendError> {
-    let head_request = req.method() == http::Method::HEAD;
-    let safe = req.method().is_idempotent();
-    let mut out = Vec::new();
-    buffers::ready_to_write(&mut out);
-    h1::encode_request(&mut out, &req);
-    buffers::recycle_map(req.into_parts().0.headers);
+    let Encoded {
+        mut out,
+        head_request,
+        idempotent,
+    } = req;
     let home = || (ep.clone(), slot, cfg.max_idle);
     let result = async {
         // Connections that saw anything while idle were dropped by take_raw.
@@ -372,13 +422,13 @@ async fn send_inline(
                 // Closed under the request with no answer (its keep-alive
                 // timeout ran out as the request went): once more, on a new
                 // connection, when sending it twice is safe.
-                Err(h1::ExchangeError::Unanswered(e)) if safe && idle_for >= STALE_AFTER => {
+                Err(h1::ExchangeError::Unanswered(e)) if idempotent && idle_for >= STALE_AFTER => {
                     tracing::debug!(endpoint = %ep.authority, error = %e, "stale pooled connection; sending again on a new one");
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        let stream = tokio::time::timeout_at(until, Box::pin(connect(cfg, ep)))
+        let stream = tokio::time::timeout_at(until, Box::pin(connect(cfg, &ep)))
             .await
             .map_err(|_| SendError::Timeout)??;
         let mut conn = RawConn::new(stream);

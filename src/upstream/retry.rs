@@ -9,10 +9,13 @@
 //! budget has room; and the route's timeout has not run out. Tries back
 //! off exponentially with jitter.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::{Either, FutureExt};
 use http::header::CONTENT_LENGTH;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response};
@@ -34,79 +37,114 @@ const NO_ENDPOINT: GatewayError =
 
 type TryResult = Result<Response<ResponseBody>, TryError>;
 
-pub async fn run(
+/// Sends `req` to an endpoint of `up`, retrying per the route's policy.
+///
+/// A plain function: in the common case (no breaker, no retry policy that
+/// applies) the endpoint is picked and the request handed to the pool
+/// before anything is awaited, so the future returned holds the try's small
+/// future and not the request. Breaker waits and retries are boxed.
+pub fn run<'a>(
+    up: &'a UpstreamRuntime,
+    req: Request<RequestBody>,
+    pq: PathAndQuery,
+    call: Call<'a>,
+) -> impl Future<Output = Result<Response<ResponseBody>, GatewayError>> + 'a {
+    let policy = call
+        .retry
+        .filter(|p| p.attempts > 1 && (p.non_idempotent || req.method().is_idempotent()));
+    if up.breaker.is_some() || policy.is_some() {
+        return Either::Right(Box::pin(guarded(up, req, pq, call, policy)));
+    }
+    let active = Count::enter(&up.state.active);
+    // Combinators, not an async block: they poll the try's future in place
+    // (an async block would keep the future it awaits twice).
+    Either::Left(match single_try(up, req, pq, &call, call.timeout) {
+        Ok(sent) => Either::Left(sent.map(move |res| {
+            drop(active);
+            res.map_err(GatewayError::from)
+        })),
+        Err(e) => Either::Right(std::future::ready(Err(e))),
+    })
+}
+
+/// A route with a circuit breaker or a retry policy: the route's time runs
+/// from here, a breaker slot is waited for first, then the tries.
+async fn guarded(
     up: &UpstreamRuntime,
     req: Request<RequestBody>,
     pq: PathAndQuery,
     call: Call<'_>,
+    policy: Option<&RetryPolicy>,
 ) -> Result<Response<ResponseBody>, GatewayError> {
-    // The route's time runs from here; read the clock only when something
-    // (a breaker wait, retries) must share it.
-    let deadline = up.breaker.as_ref().map(|_| Instant::now() + call.timeout);
-    // Waiting for a breaker slot is the exception: boxed, so the common
-    // request's future does not carry its state.
+    let deadline = Instant::now() + call.timeout;
     let _slot = match &up.breaker {
-        Some(b) => Some(Box::pin(b.enter(call.timeout)).await?),
+        Some(b) => Some(b.enter(call.timeout).await?),
         None => None,
     };
-    let st = &*up.state;
-    let _active = Count::enter(&st.active);
-    let (parts, body) = req.into_parts();
-    let claim = parts.extensions.get::<ClaimKey>().map(|c| c.0.clone());
-    let policy = call
-        .retry
-        .filter(|p| p.attempts > 1 && (p.non_idempotent || parts.method.is_idempotent()));
-    let Some(policy) = policy else {
-        // One try, the body streamed: the common case, kept small.
-        let body = if body.is_end_stream() {
-            UpstreamBody::empty()
-        } else {
-            UpstreamBody::Stream(body)
-        };
-        let set = st.endpoints.load_full();
-        let now_ms = st.now_ms();
-        let cx = PickCtx {
-            headers: &parts.headers,
-            client_ip: call.client_ip,
-            claim: claim.as_deref(),
-            tried: &[],
-            now_ms,
-        };
-        let Some(ep) = balance::pick(&up.balance, &set, &st.cursor, &cx) else {
-            return Err(NO_ENDPOINT);
-        };
-        let req = Request::from_parts(parts, body);
-        let timeout = deadline.map_or(call.timeout, |d| {
-            d.saturating_duration_since(Instant::now())
-        });
-        let res = try_once(up, &set, &ep, req, pq, timeout, now_ms).await;
-        return res.map_err(GatewayError::from);
-    };
-    let req = Request::from_parts(parts, body);
-    let deadline = deadline.unwrap_or_else(|| Instant::now() + call.timeout);
-    Box::pin(with_retries(up, req, pq, call, policy, claim, deadline)).await
+    let _active = Count::enter(&up.state.active);
+    match policy {
+        Some(policy) => with_retries(up, req, pq, call, policy, deadline).await,
+        None => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            single_try(up, req, pq, &call, left)?
+                .await
+                .map_err(GatewayError::from)
+        }
+    }
 }
 
-/// One try against `ep`, then the outlier bookkeeping.
-async fn try_once(
-    up: &UpstreamRuntime,
-    set: &balance::EndpointSet,
-    ep: &std::sync::Arc<super::endpoint::Endpoint>,
+/// One try, the body streamed: picks the endpoint and starts the try.
+fn single_try<'a>(
+    up: &'a UpstreamRuntime,
+    req: Request<RequestBody>,
+    pq: PathAndQuery,
+    call: &Call<'_>,
+    timeout: Duration,
+) -> Result<impl Future<Output = TryResult> + 'a, GatewayError> {
+    let st = &*up.state;
+    let (parts, body) = req.into_parts();
+    let body = if body.is_end_stream() {
+        UpstreamBody::empty()
+    } else {
+        UpstreamBody::Stream(body)
+    };
+    let set = st.endpoints.load_full();
+    let now_ms = st.now_ms();
+    let cx = PickCtx {
+        headers: &parts.headers,
+        client_ip: call.client_ip,
+        claim: parts.extensions.get::<ClaimKey>().map(|c| c.0.as_str()),
+        tried: &[],
+        now_ms,
+    };
+    let ep = balance::pick(&up.balance, &set, &st.cursor, &cx).ok_or(NO_ENDPOINT)?;
+    let req = Request::from_parts(parts, body);
+    Ok(try_once(up, set, ep, req, pq, timeout, now_ms))
+}
+
+/// One try against `ep`, then the outlier bookkeeping. (A plain function:
+/// the request goes to the pool now, the future keeps only what follows.)
+fn try_once<'a>(
+    up: &'a UpstreamRuntime,
+    set: Arc<balance::EndpointSet>,
+    ep: Arc<super::endpoint::Endpoint>,
     req: Request<UpstreamBody>,
     pq: PathAndQuery,
     timeout: Duration,
     now_ms: u64,
-) -> TryResult {
-    let res = {
-        let _in_flight = ep.begin();
-        forward::outcome(forward::attempt(up, ep, req, pq, timeout).await)
-    };
-    // Outlier detection counts what the endpoint did, not the client's faults.
-    if let (Some(o), false) = (&up.outlier, matches!(res, Err(TryError::Client(_)))) {
-        let ok = matches!(&res, Ok(r) if !r.status().is_server_error());
-        outlier::record(o, set, ep, ok, now_ms);
-    }
-    res
+) -> impl Future<Output = TryResult> + 'a {
+    let in_flight = ep.begin();
+    forward::attempt(up, ep, req, pq, timeout).map(move |res| {
+        let res = forward::outcome(res);
+        // Outlier detection counts what the endpoint did, not the client's
+        // faults.
+        if let (Some(o), false) = (&up.outlier, matches!(res, Err(TryError::Client(_)))) {
+            let ok = matches!(&res, Ok(r) if !r.status().is_server_error());
+            outlier::record(o, &set, in_flight.endpoint(), ok, now_ms);
+        }
+        drop(in_flight);
+        res
+    })
 }
 
 /// The try loop for a route with a retry policy that applies to this
@@ -117,11 +155,11 @@ async fn with_retries(
     pq: PathAndQuery,
     call: Call<'_>,
     policy: &RetryPolicy,
-    claim: Option<String>,
     deadline: Instant,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let st = &*up.state;
     let (parts, body) = req.into_parts();
+    let claim = parts.extensions.get::<ClaimKey>().map(|c| c.0.clone());
     let (mut stream, replay) = prepare_body(body, &parts.headers, policy).await?;
     let attempts = if replay.is_some() { policy.attempts } else { 1 };
     let mut parts = Some(parts);
@@ -161,7 +199,7 @@ async fn with_retries(
         let per_try = policy.per_try_timeout.map_or(left, |t| t.min(left));
         let _retrying = (n > 0).then(|| Count::enter(&st.retries));
         let req = Request::from_parts(head, body);
-        let res = try_once(up, &set, &ep, req, pq.clone(), per_try, now_ms).await;
+        let res = try_once(up, set, ep.clone(), req, pq.clone(), per_try, now_ms).await;
         if !retryable(policy, &res) || n + 1 == attempts {
             return res.map_err(GatewayError::from);
         }
