@@ -322,7 +322,9 @@ async fn check_key(
         if refetched {
             return Err(reject(Reason::UnknownKid));
         }
-        match r.refetch_for_unknown_kid(seen).await {
+        // Boxed: a refetch is rare, and its state would otherwise be part
+        // of every request's future.
+        match Box::pin(r.refetch_for_unknown_kid(seen)).await {
             Refetch::Updated => refetched = true,
             Refetch::RateLimited if remote_set.is_some() => return Err(reject(Reason::UnknownKid)),
             Refetch::RateLimited | Refetch::Failed => return Err(unavailable(p)),
