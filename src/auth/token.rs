@@ -13,32 +13,26 @@ use http::HeaderMap;
 
 use super::provider::TokenSource;
 use super::reason::Reason;
-use super::verify::Token;
 
 /// Where the token was found, to remove it later if configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub struct Found<'s> {
     pub token: String,
-    pub source: TokenSource,
-}
-
-impl Found {
-    pub fn token(&self) -> Token {
-        Token(self.token.clone())
-    }
+    /// One of the route's sources (borrowed: no copy per request).
+    pub source: &'s TokenSource,
 }
 
 /// Looks in every source; `Ok(None)` when no token is present at all.
-pub fn extract(sources: &[TokenSource], parts: &Parts) -> Result<Option<Found>, Reason> {
-    let mut found: Option<Found> = None;
-    let mut put = |token: String, source: &TokenSource| -> Result<(), Reason> {
+pub fn extract<'s>(
+    sources: &'s [TokenSource],
+    parts: &Parts,
+) -> Result<Option<Found<'s>>, Reason> {
+    let mut found: Option<Found<'s>> = None;
+    let mut put = |token: String, source: &'s TokenSource| -> Result<(), Reason> {
         if found.is_some() || token.is_empty() {
             return Err(Reason::Malformed);
         }
-        found = Some(Found {
-            token,
-            source: source.clone(),
-        });
+        found = Some(Found { token, source });
         Ok(())
     };
     for src in sources {
@@ -118,8 +112,8 @@ pub fn strip_query_param(parts: &mut Parts, name: &str) {
 }
 
 /// Removes the token from where it was found.
-pub fn remove(parts: &mut Parts, found: &Found) {
-    match &found.source {
+pub fn remove(parts: &mut Parts, found: &Found<'_>) {
+    match found.source {
         TokenSource::Header { name, .. } => {
             parts.headers.remove(name);
         }
@@ -206,7 +200,7 @@ mod tests {
             &mut p,
             &Found {
                 token: "c".into(),
-                source: TokenSource::Cookie("access_token".into()),
+                source: &TokenSource::Cookie("access_token".into()),
             },
         );
         assert_eq!(p.headers[COOKIE], "x=1");
