@@ -250,8 +250,9 @@ async fn serve_http2(
         let gw = gw.clone();
         let info = info.clone();
         let act = act.clone();
-        // Boxed: hyper keeps room for one request future per stream.
-        Box::pin(async move {
+        // Not boxed: the stream's future (this one inside) is boxed once
+        // when it is handed to the connection (streams.rs).
+        async move {
             act.in_flight.fetch_add(1, Ordering::Relaxed);
             act.touch();
             let active = gw.active();
@@ -262,7 +263,7 @@ async fn serve_http2(
             act.in_flight.fetch_sub(1, Ordering::Relaxed);
             act.touch();
             Ok::<_, std::convert::Infallible>(resp)
-        })
+        }
     });
     let mut streams = streams::Streams::default();
     let mut builder = hyper::server::conn::http2::Builder::new(streams.inbox());
