@@ -23,10 +23,7 @@ pub struct Found<'s> {
 }
 
 /// Looks in every source; `Ok(None)` when no token is present at all.
-pub fn extract<'s>(
-    sources: &'s [TokenSource],
-    parts: &Parts,
-) -> Result<Option<Found<'s>>, Reason> {
+pub fn extract<'s>(sources: &'s [TokenSource], parts: &Parts) -> Result<Option<Found<'s>>, Reason> {
     let mut found: Option<Found<'s>> = None;
     let mut put = |token: String, source: &'s TokenSource| -> Result<(), Reason> {
         if found.is_some() || token.is_empty() {
