@@ -558,7 +558,9 @@ async fn write_all(w: &mut OwnedWriteHalf, a: &[u8], b: &[u8], stall: Duration) 
         let n = match w.try_write_vectored(&bufs) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                match tokio::time::timeout(stall, w.writable()).await {
+                // Boxed: a full socket is the exception, and the timer's
+                // state would otherwise be part of every response's future.
+                match Box::pin(tokio::time::timeout(stall, w.writable())).await {
                     Ok(ready) => {
                         ready?;
                         continue;
