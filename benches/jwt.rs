@@ -91,6 +91,7 @@ fn bench(c: &mut Criterion) {
             ),
         ),
     ];
+    rsa_side_by_side(c, &cases[0].2);
     let cache = TokenCache::new(10_000);
     for (name, p, t) in &cases {
         assert!(verify_cold(p, t), "{name} token does not verify");
@@ -110,6 +111,47 @@ fn bench(c: &mut Criterion) {
                 e.is_some_and(|e| p.static_keys.contains(e.key_fingerprint))
             })
         });
+    }
+}
+
+/// The RSA-2048 PKCS#1 check alone, on one key and signature: aws-lc's
+/// parsed key against the AVX-512 IFMA path (where this CPU has it).
+fn rsa_side_by_side(c: &mut Criterion, token: &str) {
+    use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use gwanmun::auth::rsa_ifma::{Pkcs1Hash, RsaPublic};
+    let jwk: serde_json::Value = serde_json::from_str(&fixture("rsa1.jwk.json")).expect("jwk");
+    let b64 = |k: &str| URL_SAFE_NO_PAD.decode(jwk[k].as_str().expect(k)).expect(k);
+    let (n, e) = (b64("n"), b64("e"));
+    let (input, sig) = token.rsplit_once('.').expect("token");
+    let sig = URL_SAFE_NO_PAD.decode(sig).expect("signature");
+    let aws = RsaPublicKeyComponents {
+        n: n.as_slice(),
+        e: e.as_slice(),
+    }
+    .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+    .expect("key");
+    assert!(aws.verify_sig(input.as_bytes(), &sig).is_ok());
+    c.bench_function("RSA-2048 PKCS#1 SHA-256 verify, aws-lc", |b| {
+        b.iter(|| {
+            aws.verify_sig(std::hint::black_box(input.as_bytes()), &sig)
+                .is_ok()
+        })
+    });
+    if let Some(vector) = RsaPublic::new(&n, &e) {
+        assert!(vector.verify_pkcs1(Pkcs1Hash::Sha256, input.as_bytes(), &sig));
+        c.bench_function("RSA-2048 PKCS#1 SHA-256 verify, AVX-512 IFMA", |b| {
+            b.iter(|| {
+                vector.verify_pkcs1(
+                    Pkcs1Hash::Sha256,
+                    std::hint::black_box(input.as_bytes()),
+                    &sig,
+                )
+            })
+        });
+    } else {
+        eprintln!("no AVX-512 IFMA on this CPU: only aws-lc measured");
     }
 }
 

@@ -25,6 +25,7 @@ pub mod keys;
 pub mod provider;
 pub mod raw;
 pub mod reason;
+pub mod rsa_ifma;
 pub mod tls;
 pub mod token;
 pub mod verify;
