@@ -120,7 +120,7 @@ fn rsa_side_by_side(c: &mut Criterion, token: &str) {
     use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
-    use gwanmun::auth::rsa_ifma::{Pkcs1Hash, RsaPublic};
+    use gwanmun::auth::rsa_ifma::{RsaHash, RsaPublic};
     let jwk: serde_json::Value = serde_json::from_str(&fixture("rsa1.jwk.json")).expect("jwk");
     let b64 = |k: &str| URL_SAFE_NO_PAD.decode(jwk[k].as_str().expect(k)).expect(k);
     let (n, e) = (b64("n"), b64("e"));
@@ -140,11 +140,11 @@ fn rsa_side_by_side(c: &mut Criterion, token: &str) {
         })
     });
     if let Some(vector) = RsaPublic::new(&n, &e) {
-        assert!(vector.verify_pkcs1(Pkcs1Hash::Sha256, input.as_bytes(), &sig));
+        assert!(vector.verify_pkcs1(RsaHash::Sha256, input.as_bytes(), &sig));
         c.bench_function("RSA-2048 PKCS#1 SHA-256 verify, AVX-512 IFMA", |b| {
             b.iter(|| {
                 vector.verify_pkcs1(
-                    Pkcs1Hash::Sha256,
+                    RsaHash::Sha256,
                     std::hint::black_box(input.as_bytes()),
                     &sig,
                 )
