@@ -168,8 +168,7 @@ impl RsaPublic {
         }
         // DB = maskedDB xor MGF1(H, len): PS (zeros), 0x01, salt.
         let mut db = masked_db.to_vec();
-        let mut counter = 0u32;
-        for chunk in db.chunks_mut(h_len) {
+        for (counter, chunk) in (0u32..).zip(db.chunks_mut(h_len)) {
             let mut ctx = digest::Context::new(hash.algorithm());
             ctx.update(h);
             ctx.update(&counter.to_be_bytes());
@@ -177,7 +176,6 @@ impl RsaPublic {
             for (b, m) in chunk.iter_mut().zip(mask.as_ref()) {
                 *b ^= m;
             }
-            counter += 1;
         }
         db[0] &= top_mask;
         let ps_len = em_len - h_len - s_len - 2;
