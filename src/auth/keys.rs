@@ -141,7 +141,7 @@ struct RsaKey {
 
 impl RsaKey {
     fn verify(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
-        let Some((i, params)) = rsa_params(alg) else {
+        let Some((i, params, hash, pss)) = rsa_params(alg) else {
             return false;
         };
         let parsed = self.parsed[i].get_or_init(|| {
@@ -155,16 +155,11 @@ impl RsaKey {
         let Some(parsed) = parsed else {
             return false;
         };
-        if let Some((hash, pss)) = rsa_scheme(alg) {
-            let vector = self.vector.get_or_init(|| RsaPublic::new(&self.n, &self.e));
-            if let Some(v) = vector {
-                return match pss {
-                    false => v.verify_pkcs1(hash, message, signature),
-                    true => v.verify_pss(hash, message, signature),
-                };
-            }
+        match self.vector.get_or_init(|| RsaPublic::new(&self.n, &self.e)) {
+            Some(v) if pss => v.verify_pss(hash, message, signature),
+            Some(v) => v.verify_pkcs1(hash, message, signature),
+            None => parsed.verify_sig(message, signature).is_ok(),
         }
-        parsed.verify_sig(message, signature).is_ok()
     }
 }
 
@@ -319,27 +314,16 @@ impl Key {
 }
 
 /// An RSA algorithm's verification parameters and its slot in `RsaKey::parsed`.
-fn rsa_params(alg: Alg) -> Option<(usize, &'static sig::RsaParameters)> {
+/// For each RSA algorithm: its slot in `RsaKey::parsed`, aws-lc's
+/// parameters, and the hash and padding (PSS or not) for the vector path.
+fn rsa_params(alg: Alg) -> Option<(usize, &'static sig::RsaParameters, RsaHash, bool)> {
     Some(match alg {
-        Alg::RS256 => (0, &sig::RSA_PKCS1_2048_8192_SHA256),
-        Alg::RS384 => (1, &sig::RSA_PKCS1_2048_8192_SHA384),
-        Alg::RS512 => (2, &sig::RSA_PKCS1_2048_8192_SHA512),
-        Alg::PS256 => (3, &sig::RSA_PSS_2048_8192_SHA256),
-        Alg::PS384 => (4, &sig::RSA_PSS_2048_8192_SHA384),
-        Alg::PS512 => (5, &sig::RSA_PSS_2048_8192_SHA512),
-        _ => return None,
-    })
-}
-
-/// The hash and padding (PSS or not) of an RSA algorithm, for the vector path.
-fn rsa_scheme(alg: Alg) -> Option<(RsaHash, bool)> {
-    Some(match alg {
-        Alg::RS256 => (RsaHash::Sha256, false),
-        Alg::RS384 => (RsaHash::Sha384, false),
-        Alg::RS512 => (RsaHash::Sha512, false),
-        Alg::PS256 => (RsaHash::Sha256, true),
-        Alg::PS384 => (RsaHash::Sha384, true),
-        Alg::PS512 => (RsaHash::Sha512, true),
+        Alg::RS256 => (0, &sig::RSA_PKCS1_2048_8192_SHA256, RsaHash::Sha256, false),
+        Alg::RS384 => (1, &sig::RSA_PKCS1_2048_8192_SHA384, RsaHash::Sha384, false),
+        Alg::RS512 => (2, &sig::RSA_PKCS1_2048_8192_SHA512, RsaHash::Sha512, false),
+        Alg::PS256 => (3, &sig::RSA_PSS_2048_8192_SHA256, RsaHash::Sha256, true),
+        Alg::PS384 => (4, &sig::RSA_PSS_2048_8192_SHA384, RsaHash::Sha384, true),
+        Alg::PS512 => (5, &sig::RSA_PSS_2048_8192_SHA512, RsaHash::Sha512, true),
         _ => return None,
     })
 }
@@ -536,7 +520,8 @@ pub fn parse_jwks(bytes: &[u8]) -> Result<(Vec<Key>, Vec<String>), String> {
     Ok((keys, skipped))
 }
 
-fn strip_zeros(mut b: &[u8]) -> &[u8] {
+/// Drops leading zero bytes, keeping at least one.
+pub(super) fn strip_zeros(mut b: &[u8]) -> &[u8] {
     while b.len() > 1 && b[0] == 0 {
         b = &b[1..];
     }

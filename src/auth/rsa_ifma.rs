@@ -66,6 +66,8 @@ impl RsaHash {
     }
 }
 
+use super::keys::strip_zeros;
+
 /// A public key ready for the vector path. Built only where it can run.
 pub struct RsaPublic {
     /// The modulus, big-endian, without leading zeros: `k` bytes.
@@ -137,9 +139,7 @@ impl RsaPublic {
             && em[ps_end + 1..ps_end + 1 + info.len()] == info[..]
             && em[ps_end + 1 + info.len()..] == *digest
     }
-}
 
-impl RsaPublic {
     /// RSASSA-PSS verification (RFC 8017, 8.1.2 and 9.1.2) with MGF1 over
     /// the same hash and a salt as long as the hash (RFC 7518, 3.5; what
     /// aws-lc requires for PS256/384/512 too).
@@ -233,11 +233,6 @@ impl Ctx {
             }
         }
     }
-}
-
-fn strip_zeros(b: &[u8]) -> &[u8] {
-    let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-    &b[first..]
 }
 
 /// Big-endian bytes as little-endian 64-bit words, `words` of them.
