@@ -451,10 +451,11 @@ mod imp {
     ///
     /// Word by word over `b`: add a b_i, add n y with y chosen so the lowest
     /// limb becomes a multiple of 2^52, drop that limb (keeping its carry).
-    /// The running sum is kept in three parts so that only the n y terms
-    /// wait for y: `p` (the a b_i terms, which never wait), `q` (low halves
-    /// of n y) and `h` (high halves of n y); the chain from one y to the next
-    /// is then one multiply-add, one shift and the lowest limb's sum.
+    /// The running sum is kept in two parts so that little waits for y: `q`
+    /// holds the low halves of n y, `p` everything else (the a b_i terms,
+    /// which never wait, and the high halves of n y, added one step late);
+    /// the chain from one y to the next is then one multiply-add and a shift
+    /// (or two multiply-adds) and the lowest limb's sum.
     #[inline]
     #[target_feature(enable = "avx512f,avx512ifma")]
     fn amm<const L: usize>(
@@ -466,18 +467,22 @@ mod imp {
         let zero = _mm512_setzero_si512();
         let mut p = [zero; L];
         let mut q = [zero; L];
-        let mut h = [zero; L];
         // Lane 0: what the dropped limbs carried into the lowest limb.
         let mut c = zero;
+        // The previous step's y: its high halves are added one step late,
+        // after the next a b_i terms, so they are the last thing the next y
+        // waits for.
+        let mut y = zero;
         for bv in b {
             for j in 0..8 {
                 let bi = _mm512_permutexvar_epi64(_mm512_set1_epi64(j), *bv);
                 for k in 0..L {
                     p[k] = _mm512_madd52lo_epu64(p[k], a[k], bi);
+                    p[k] = _mm512_madd52hi_epu64(p[k], n[k], y);
                 }
-                let rest = _mm512_add_epi64(_mm512_add_epi64(p[0], h[0]), c);
+                let rest = _mm512_add_epi64(p[0], c);
                 let low = _mm512_add_epi64(rest, q[0]);
-                let y = _mm512_madd52lo_epu64(
+                y = _mm512_madd52lo_epu64(
                     zero,
                     _mm512_broadcastq_epi64(_mm512_castsi512_si128(low)),
                     k0,
@@ -489,16 +494,16 @@ mod imp {
                 c = _mm512_srli_epi64::<52>(_mm512_add_epi64(rest, q[0]));
                 shift_down(&mut p);
                 shift_down(&mut q);
-                shift_down(&mut h);
                 // The high halves belong one limb up: where the shift put it.
                 for k in 0..L {
                     p[k] = _mm512_madd52hi_epu64(p[k], a[k], bi);
-                    h[k] = _mm512_madd52hi_epu64(h[k], n[k], y);
                 }
             }
         }
-        let mut r: [__m512i; L] =
-            std::array::from_fn(|k| _mm512_add_epi64(_mm512_add_epi64(p[k], q[k]), h[k]));
+        for k in 0..L {
+            p[k] = _mm512_madd52hi_epu64(p[k], n[k], y);
+        }
+        let mut r: [__m512i; L] = std::array::from_fn(|k| _mm512_add_epi64(p[k], q[k]));
         r[0] = _mm512_mask_add_epi64(r[0], 1, r[0], c);
         normalize(&mut r);
         r
