@@ -722,8 +722,29 @@ mod tests {
 
     #[test]
     fn one_rsa_key_verifies_each_rsa_algorithm() {
+        // On AVX-512 IFMA CPUs the first key takes the vector path; the
+        // second is kept on aws-lc, so both paths are checked here.
+        let vector = parse_pem(RSA_PUB, None).expect("rsa").remove(0);
+        let aws_lc = parse_pem(RSA_PUB, None).expect("rsa").remove(0);
+        let Material::Rsa(r) = &aws_lc.material else {
+            panic!("an RSA key");
+        };
+        assert!(r.vector.set(None).is_ok(), "not yet used");
+        for key in [&vector, &aws_lc] {
+            rsa_algorithms_on(key);
+        }
+        let Material::Rsa(r) = &vector.material else {
+            panic!("an RSA key");
+        };
+        assert_eq!(
+            r.vector.get().is_some_and(Option::is_some),
+            RsaPublic::new(&r.n, &r.e).is_some(),
+            "the vector path is taken wherever it can run"
+        );
+    }
+
+    fn rsa_algorithms_on(key: &Key) {
         use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-        let key = &parse_pem(RSA_PUB, None).expect("rsa")[0];
         let signer = EncodingKey::from_rsa_pem(RSA_KEY.as_bytes()).expect("private key");
         for (alg, ours) in [
             (Algorithm::RS256, Alg::RS256),
