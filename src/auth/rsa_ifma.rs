@@ -99,12 +99,21 @@ impl RsaPublic {
         if e < 3 || e & 1 == 0 || e >= 1 << 33 {
             return None;
         }
-        let ctx = Ctx::new(n)?;
-        Some(RsaPublic {
+        let key = RsaPublic {
             n_be: n.into(),
             e,
-            ctx,
-        })
+            ctx: Ctx::new(n)?,
+        };
+        // A known answer before first use: (n - 1)^e = (-1)^e = n - 1 for
+        // odd e. Should the vector code ever be wrong on some CPU or build,
+        // the key stays on aws-lc instead. (n is odd: no borrow.)
+        let mut minus_one = n.to_vec();
+        minus_one[n.len() - 1] -= 1;
+        if key.public_op(&minus_one).as_deref() != Some(&minus_one[..]) {
+            tracing::error!("the AVX-512 IFMA RSA self-check failed: RSA keys stay on aws-lc");
+            return None;
+        }
+        Some(key)
     }
 
     /// `s^e mod n` as `k` big-endian bytes, or `None` when the signature is
