@@ -203,20 +203,15 @@ impl RsaPublic {
 impl Ctx {
     #[cfg(target_arch = "x86_64")]
     fn new(n: &[u8]) -> Option<Ctx> {
-        if !(std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512ifma"))
-        {
-            return None;
-        }
         let bits = n.len() * 8 - n[0].leading_zeros() as usize;
         if bits > 4096 {
             return None;
         }
         // Almost Montgomery multiplication needs 4n < R = 2^(52 * 8 * L).
         Some(match bits + 2 {
-            b if b <= 416 * 5 => Ctx::L5(Box::new(imp::Mont::new(n))),
-            b if b <= 416 * 8 => Ctx::L8(Box::new(imp::Mont::new(n))),
-            b if b <= 416 * 10 => Ctx::L10(Box::new(imp::Mont::new(n))),
+            b if b <= 416 * 5 => Ctx::L5(Box::new(imp::Mont::new(n)?)),
+            b if b <= 416 * 8 => Ctx::L8(Box::new(imp::Mont::new(n)?)),
+            b if b <= 416 * 10 => Ctx::L10(Box::new(imp::Mont::new(n)?)),
             _ => return None,
         })
     }
@@ -360,7 +355,14 @@ mod imp {
 
     impl<const L: usize> Mont<L> {
         /// `n`: odd, big-endian, 4n < 2^(416 L) (checked by the caller).
-        pub fn new(n: &[u8]) -> Mont<L> {
+        /// `None` when this CPU lacks the features: a `Mont` exists only
+        /// where its vector code can run.
+        pub fn new(n: &[u8]) -> Option<Mont<L>> {
+            if !(std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512ifma"))
+            {
+                return None;
+            }
             let words = 8 * L * 52 / 64 + 1;
             let n_words = be_to_words(n, words);
             // R^2 mod n by doubling: from the highest power of two below n.
@@ -376,19 +378,19 @@ mod imp {
             for _ in 0..6 {
                 inv = inv.wrapping_mul(2u64.wrapping_sub(n0.wrapping_mul(inv)));
             }
-            Mont {
+            Some(Mont {
                 n: split(&words_to_limbs(&n_words, 8 * L)),
                 rr: split(&words_to_limbs(&rr, 8 * L)),
                 k0: inv.wrapping_neg() & MASK52,
                 n_words,
-            }
+            })
         }
 
         /// `s^e mod n` (`s < n`, big-endian) as little-endian 64-bit words.
         pub fn mod_exp(&self, s: &[u8], e: u64) -> Vec<u64> {
             let words = self.n_words.len();
             let s = split::<L>(&words_to_limbs(&be_to_words(s, words), 8 * L));
-            // SAFETY: a `Mont` is built only by `Ctx::new`, after
+            // SAFETY: a `Mont` is only built (`Mont::new`) after
             // `is_x86_feature_detected!` reported avx512f and avx512ifma.
             #[allow(unsafe_code)]
             let limbs = unsafe { mod_exp_ifma(self, &s, e) };
