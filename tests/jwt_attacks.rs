@@ -281,6 +281,41 @@ async fn malformed_tokens() {
         ),
         ("16 KB token", big),
     ];
+    // Validly signed payloads that only the JSON reader can refuse: a name
+    // repeated through an escape or deep inside a value, a lone surrogate,
+    // a number no double holds, nesting past 64, a trailing comma.
+    let exp = now() + 600;
+    let base = format!(r#""iss":"{ISSUER}","aud":"{AUDIENCE}","exp":{exp}"#);
+    let deep = format!("{}1{}", "[".repeat(64), "]".repeat(64));
+    let cases: Vec<(&str, String)> = cases
+        .into_iter()
+        .chain(
+            [
+                (
+                    "escaped repeat",
+                    format!(r#"{{{base},"sub":"alice","s\u0075b":"admin"}}"#),
+                ),
+                (
+                    "nested repeat",
+                    format!(r#"{{{base},"sub":"alice","x":[{{"r":1,"r":2}}]}}"#),
+                ),
+                (
+                    "lone surrogate",
+                    format!(r#"{{{base},"sub":"alice\ud800"}}"#),
+                ),
+                ("1e400", format!(r#"{{{base},"sub":"alice","n":1e400}}"#)),
+                (
+                    "nested 65 deep",
+                    format!(r#"{{{base},"sub":"alice","x":{deep}}}"#),
+                ),
+                ("trailing comma", format!(r#"{{{base},"sub":"alice",}}"#)),
+            ]
+            .map(|(name, p)| {
+                let header = r#"{"alg":"RS256","kid":"rsa1"}"#;
+                (name, raw_signed(header, &p, Algorithm::RS256, &rsa))
+            }),
+        )
+        .collect();
     for (name, token) in cases {
         refused(&gw, &up, name, &token, "malformed").await;
     }

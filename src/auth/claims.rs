@@ -9,16 +9,13 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::ops::Range;
 
 use http::{HeaderName, HeaderValue};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::Value;
 
+use super::json::{self, Member};
 use super::provider::ClaimPath;
 use super::reason::Reason;
-use super::verify::{Checked, CowStr, Seen};
 
 /// A token's verified payload.
 pub struct Claims {
@@ -43,32 +40,12 @@ impl fmt::Debug for Claims {
 /// The claims every verification reads.
 const REGISTERED: [&str; 6] = ["exp", "nbf", "iat", "iss", "aud", "sub"];
 
-struct Member {
-    name: Name,
-    value: Range<usize>,
-}
-
-enum Name {
-    /// The name's text in `json` (it has no escapes).
-    At(Range<usize>),
-    /// A name written with escapes, decoded.
-    Escaped(Box<str>),
-}
-
 impl Claims {
     /// Reads a decoded payload: a JSON object with no member name repeated
     /// at any depth (plain JSON parsers keep the last one, which would let
     /// a token say two things).
     pub fn parse(json: String) -> Result<Claims, Reason> {
-        let members = {
-            let mut de = serde_json::Deserializer::from_str(&json);
-            let top = Top {
-                base: json.as_ptr() as usize,
-            };
-            let members = top.deserialize(&mut de).map_err(|_| Reason::Malformed)?;
-            de.end().map_err(|_| Reason::Malformed)?;
-            members
-        };
+        let members = json::object_members(&json, usize::MAX).map_err(|_| Reason::Malformed)?;
         let mut claims = Claims {
             json,
             members,
@@ -90,10 +67,7 @@ impl Claims {
     }
 
     fn name<'a>(&'a self, m: &'a Member) -> &'a str {
-        match &m.name {
-            Name::At(r) => &self.json[r.clone()],
-            Name::Escaped(n) => n,
-        }
+        m.name.as_str(&self.json)
     }
 
     /// The JSON text of a top-level member.
@@ -111,7 +85,7 @@ impl Claims {
 
     /// A top-level string claim; `None` when absent or not a string.
     pub fn string(&self, name: &str) -> Option<Cow<'_, str>> {
-        string_of(self.text(name)?)
+        json::string_value(self.text(name)?)
     }
 
     /// A NumericDate claim: absent, or a finite number (else malformed).
@@ -152,7 +126,7 @@ impl Claims {
     /// The claim at `path` when it is a string, read in place when it can be.
     pub fn get_str(&self, path: &ClaimPath) -> Option<Cow<'_, str>> {
         if let Some(text) = self.text(&path.full) {
-            return string_of(text);
+            return json::string_value(text);
         }
         match self.get(path)? {
             Value::String(s) => Some(Cow::Owned(s)),
@@ -166,64 +140,6 @@ impl Claims {
             Some(text) => text != "null",
             None => self.get(path).is_some_and(|v| !v.is_null()),
         }
-    }
-}
-
-/// A JSON string's value, borrowed when it holds no escapes; `None` for
-/// any other JSON text.
-pub(super) fn string_of(text: &str) -> Option<Cow<'_, str>> {
-    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    if inner.contains('\\') {
-        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
-    } else {
-        Some(Cow::Borrowed(inner))
-    }
-}
-
-/// Reads the top-level object into members: where each name and raw value
-/// text sits in the JSON (which starts at `base`), every name once, every
-/// value checked for repeated names inside it.
-struct Top {
-    base: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for Top {
-    type Value = Vec<Member>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Member>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Top {
-    type Value = Vec<Member>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object of claims")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Member>, A::Error> {
-        let at = |s: &str| {
-            let start = s.as_ptr() as usize - self.base;
-            start..start + s.len()
-        };
-        let mut out = Vec::with_capacity(8);
-        let mut seen = Seen::new(usize::MAX);
-        while let Some(name) = map.next_key::<CowStr<'de>>()? {
-            let raw: &'de RawValue = map.next_value()?;
-            if matches!(raw.get().as_bytes().first(), Some(b'{' | b'[')) {
-                serde_json::from_str::<Checked>(raw.get()).map_err(de::Error::custom)?;
-            }
-            out.push(Member {
-                name: match &name.0 {
-                    Cow::Borrowed(n) => Name::At(at(n)),
-                    Cow::Owned(n) => Name::Escaped(n.as_str().into()),
-                },
-                value: at(raw.get()),
-            });
-            seen.add(name)?;
-        }
-        Ok(out)
     }
 }
 

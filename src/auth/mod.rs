@@ -4,6 +4,7 @@
 //!   route's `auth:` -> [`RouteAuth`] (on the route)
 //! - [`keys`]: algorithms, JWK/PEM/HMAC keys, key sets, key choice by kid + alg
 //! - [`verify`]: strict JWS parsing and claim checks
+//! - [`json`]: the strict one-pass JSON reader for token headers and claims
 //! - [`jwks`]: remote key sets, refreshed in the background
 //! - [`tls`]: the JWKS fetcher's TLS client (rustls on aws-lc-rs, optional private CA)
 //! - [`cache`]: verified tokens by hash, until `exp` or until their key goes
@@ -20,6 +21,7 @@ pub mod authorize;
 pub mod cache;
 pub mod claims;
 pub mod compile;
+pub mod json;
 pub mod jwks;
 pub mod keys;
 pub mod provider;

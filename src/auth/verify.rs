@@ -6,19 +6,15 @@
 //! (JWE), any `crit` (no extension is understood), an `alg` that is not an
 //! exact supported name (`none` in any casing included), a non-string `kid`.
 
-use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-
-use super::claims::{string_of, Claims};
+use super::claims::Claims;
+use super::json;
 use super::keys::{Alg, Key};
 use super::provider::Provider;
 use super::reason::Reason;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 /// A bearer token. `Debug` never prints it.
 pub struct Token(pub String);
@@ -96,13 +92,20 @@ fn decode_header(segment: &[u8]) -> Result<(Alg, Option<String>), Reason> {
             .map_err(|_| Reason::Malformed)?;
         &heap
     };
-    let header: Header<'_> = serde_json::from_slice(bytes).map_err(|_| Reason::Malformed)?;
-    if header.forbidden {
-        return Err(Reason::Malformed);
+    let text = std::str::from_utf8(bytes).map_err(|_| Reason::Malformed)?;
+    let members = json::object_members(text, HEADER_MEMBERS).map_err(|_| Reason::Malformed)?;
+    let (mut alg, mut kid) = (None, None);
+    for m in &members {
+        let value = &text[m.value.clone()];
+        match m.name.as_str(text) {
+            "alg" => alg = Some(json::string_value(value).ok_or(Reason::Malformed)?),
+            "kid" => kid = Some(json::string_value(value).ok_or(Reason::Malformed)?),
+            "enc" | "crit" => return Err(Reason::Malformed),
+            _ => {}
+        }
     }
-    let alg = header.alg.ok_or(Reason::Malformed)?;
-    let alg = Alg::parse(&alg.0).ok_or(Reason::AlgNotAllowed)?;
-    Ok((alg, header.kid.map(|k| k.0.into_owned())))
+    let alg = Alg::parse(&alg.ok_or(Reason::Malformed)?).ok_or(Reason::AlgNotAllowed)?;
+    Ok((alg, kid.map(|k| k.into_owned())))
 }
 
 /// The first of `keys` whose signature check passes.
@@ -139,7 +142,7 @@ pub fn check_claims(p: &Provider, claims: &Claims, now: u64) -> Result<Option<f6
         let ok = match claims.text("aud") {
             Some(t) if t.starts_with('[') => serde_json::from_str::<Vec<serde_json::Value>>(t)
                 .is_ok_and(|list| list.iter().any(|a| a.as_str().is_some_and(wanted))),
-            Some(t) => string_of(t).is_some_and(|a| wanted(&a)),
+            Some(t) => json::string_value(t).is_some_and(|a| wanted(&a)),
             None => false,
         };
         if !ok {
@@ -163,175 +166,8 @@ pub fn is_safe_identity(s: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b',' | b';' | b'\\'))
 }
 
-/// Most members of a JOSE header (a real one has two to five). Objects
-/// inside it, and claims, are unbounded: their names are compared through a
-/// hash set once there are more than a few.
+/// Most members of a JOSE header (a real one has two to five).
 const HEADER_MEMBERS: usize = 32;
-
-/// A string, borrowed from the input when it holds no escapes.
-pub(super) struct CowStr<'de>(pub Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for CowStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = CowStr<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<CowStr<'de>, E> {
-                Ok(CowStr(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<CowStr<'de>, E> {
-                Ok(CowStr(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<CowStr<'de>, E> {
-                Ok(CowStr(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// Object member names seen so far; a repeat, or more than `limit`, is an
-/// error. The first few are kept in place and compared pairwise (no
-/// allocation for a usual object); past that, through a hash set.
-pub(super) struct Seen<'de> {
-    few: [Cow<'de, str>; FEW],
-    count: usize,
-    set: HashSet<Cow<'de, str>>,
-    limit: usize,
-}
-
-/// Names compared pairwise up to this many.
-const FEW: usize = 16;
-
-impl<'de> Seen<'de> {
-    pub(super) fn new(limit: usize) -> Seen<'de> {
-        Seen {
-            few: std::array::from_fn(|_| Cow::Borrowed("")),
-            count: 0,
-            set: HashSet::new(),
-            limit,
-        }
-    }
-
-    pub(super) fn add<E: de::Error>(&mut self, name: CowStr<'de>) -> Result<(), E> {
-        if self.count >= self.limit {
-            return Err(E::custom("too many members"));
-        }
-        let repeated = if self.count < FEW {
-            let r = self.few[..self.count].contains(&name.0);
-            self.few[self.count] = name.0;
-            r
-        } else {
-            if self.set.is_empty() {
-                self.set.extend(self.few.iter_mut().map(std::mem::take));
-            }
-            !self.set.insert(name.0)
-        };
-        self.count += 1;
-        if repeated {
-            return Err(E::custom("duplicate member name"));
-        }
-        Ok(())
-    }
-}
-
-/// A JOSE header: `alg` and `kid` (strings when present), whether it names
-/// `enc` (a JWE) or `crit` (an extension we do not understand); every other
-/// member is checked like the rest of the token (no duplicate names at any
-/// depth) and dropped.
-struct Header<'de> {
-    alg: Option<CowStr<'de>>,
-    kid: Option<CowStr<'de>>,
-    forbidden: bool,
-}
-
-impl<'de> Deserialize<'de> for Header<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Header<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JOSE header object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header<'de>, A::Error> {
-                let mut h = Header {
-                    alg: None,
-                    kid: None,
-                    forbidden: false,
-                };
-                let mut seen = Seen::new(HEADER_MEMBERS);
-                while let Some(name) = map.next_key::<CowStr<'de>>()? {
-                    match &*name.0 {
-                        "alg" => h.alg = Some(map.next_value()?),
-                        "kid" => h.kid = Some(map.next_value()?),
-                        other => {
-                            h.forbidden |= matches!(other, "enc" | "crit");
-                            map.next_value::<Checked>()?;
-                        }
-                    }
-                    seen.add(name)?;
-                }
-                Ok(h)
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// Any JSON value, checked for duplicate member names and dropped.
-pub(super) struct Checked;
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(CheckedVisitor)
-    }
-}
-
-struct CheckedVisitor;
-
-impl<'de> Visitor<'de> for CheckedVisitor {
-    type Value = Checked;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JSON without duplicate member names")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        let mut seen = Seen::new(usize::MAX);
-        while let Some(name) = map.next_key::<CowStr<'de>>()? {
-            map.next_value::<Checked>()?;
-            seen.add(name)?;
-        }
-        Ok(Checked)
-    }
-}
 
 #[cfg(test)]
 mod tests {
