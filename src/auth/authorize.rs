@@ -7,7 +7,8 @@ use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::claims::Claims;
-use super::provider::{Provider, Requirements};
+use super::json;
+use super::provider::{ClaimPath, Provider, Requirements};
 
 /// Whether `claims` (verified by `provider`) meet `req`.
 pub fn allows(req: &Requirements, provider: &Provider, claims: &Claims) -> bool {
@@ -73,7 +74,7 @@ const MAX_HEADER_VALUE: usize = 4096;
 pub fn identity_headers(provider: &Provider, claims: &Claims) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = Vec::new();
     for (path, name) in &provider.forward_claims {
-        if let Some(v) = claims.get(path).as_ref().and_then(header_value) {
+        if let Some(v) = claim_header(claims, path) {
             out.push((name.clone(), v));
         }
     }
@@ -97,10 +98,23 @@ fn header_value(v: &Value) -> Option<HeaderValue> {
         }
         other => scalar_text(other)?,
     };
+    safe_header(&text)
+}
+
+/// The header for the claim at `path`; a top-level string claim (the usual
+/// `sub`, `email`) is read in place, without building a JSON value.
+fn claim_header(claims: &Claims, path: &ClaimPath) -> Option<HeaderValue> {
+    match claims.text(&path.full) {
+        Some(text) if text.starts_with('"') => safe_header(&json::string_value(text)?),
+        _ => header_value(&claims.get(path)?),
+    }
+}
+
+fn safe_header(text: &str) -> Option<HeaderValue> {
     if text.len() > MAX_HEADER_VALUE || !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return None;
     }
-    HeaderValue::from_str(&text).ok()
+    HeaderValue::from_str(text).ok()
 }
 
 fn scalar_text(v: &Value) -> Option<String> {
