@@ -81,7 +81,7 @@ pub fn string_value(text: &str) -> Option<Cow<'_, str>> {
         return None;
     }
     Some(match s {
-        Str::Plain(range) => Cow::Borrowed(&text[range]),
+        Str::Plain(range) => Cow::Borrowed(r.slice(range).ok()?),
         Str::Decoded(d) => Cow::Owned(d),
     })
 }
@@ -141,6 +141,10 @@ impl<'j> Seen<'j> {
 impl<'j> Reader<'j> {
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
+    }
+
+    fn rest(&self) -> &'j [u8] {
+        self.b.get(self.i..).unwrap_or_default()
     }
 
     fn ws(&mut self) {
@@ -252,7 +256,7 @@ impl<'j> Reader<'j> {
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<(), Refused> {
-        if self.b[self.i..].starts_with(word) {
+        if self.rest().starts_with(word) {
             self.i += word.len();
             Ok(())
         } else {
@@ -397,7 +401,7 @@ impl<'j> Reader<'j> {
                 let first = self.hex4()?;
                 let code = match first {
                     0xD800..=0xDBFF => {
-                        if !self.b[self.i..].starts_with(b"\\u") {
+                        if !self.rest().starts_with(b"\\u") {
                             return Err(Refused);
                         }
                         self.i += 2;
