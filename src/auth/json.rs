@@ -201,14 +201,8 @@ impl<'j> Reader<'j> {
                     value: start..self.i,
                 });
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Refused),
+            if self.closes(b'}')? {
+                return Ok(());
             }
         }
     }
@@ -222,15 +216,26 @@ impl<'j> Reader<'j> {
         loop {
             self.ws();
             self.value(depth)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Refused),
+            if self.closes(b']')? {
+                return Ok(());
             }
+        }
+    }
+
+    /// After a container's element: `,` (false: another follows) or the
+    /// container's `close` (true).
+    fn closes(&mut self, close: u8) -> Result<bool, Refused> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(true)
+            }
+            _ => Err(Refused),
         }
     }
 
