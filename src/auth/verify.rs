@@ -252,4 +252,42 @@ mod tests {
         assert!(!is_safe_identity("a b"));
         assert!(!is_safe_identity("a,b"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Any header and payload bytes (JSON-like fragments, escapes,
+        /// non-ASCII, control bytes) give an answer, never a panic; an
+        /// accepted token's claims answer every registered claim.
+        #[test]
+        fn any_segments_parse_or_refuse(
+            header in proptest::collection::vec(proptest::prelude::prop_oneof![
+                proptest::prelude::Just(b"{\"alg\":\"HS256\"".to_vec()),
+                proptest::prelude::Just(b",\"kid\":\"k\\u0031\"".to_vec()),
+                proptest::prelude::Just(b"}".to_vec()),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4),
+            ], 0..5),
+            payload in proptest::collection::vec(proptest::prelude::prop_oneof![
+                proptest::prelude::Just(b"{".to_vec()),
+                proptest::prelude::Just(b"\"exp\":1e3".to_vec()),
+                proptest::prelude::Just(b"\"sub\":\"a\\ud83d\\ude00\"".to_vec()),
+                proptest::prelude::Just(b"[[{\"a\":[]}]]".to_vec()),
+                proptest::prelude::Just(b",".to_vec()),
+                proptest::prelude::Just(b"}".to_vec()),
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4),
+            ], 0..8),
+        ) {
+            let token = format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(header.concat()),
+                URL_SAFE_NO_PAD.encode(payload.concat()),
+                b64("sig")
+            );
+            if let Ok(parsed) = parse(&token, 8192) {
+                for name in ["exp", "nbf", "iat", "iss", "aud", "sub", "other"] {
+                    let _ = parsed.claims.number(name);
+                    let _ = parsed.claims.string(name);
+                }
+            }
+        }
+    }
 }
