@@ -177,14 +177,16 @@ impl<'j> Reader<'j> {
         let mut seen = Seen::new();
         loop {
             self.ws();
-            let name = match self.string(true)? {
+            let (text, name) = match self.string(true)? {
                 Str::Plain(range) => (Cow::Borrowed(self.slice(range.clone())?), Name::At(range)),
-                Str::Decoded(d) => {
+                // The decoded name is kept twice only when it is recorded.
+                Str::Decoded(d) if out.is_some() => {
                     let boxed: Box<str> = d.as_str().into();
                     (Cow::Owned(d), Name::Escaped(boxed))
                 }
+                Str::Decoded(d) => (Cow::Owned(d), Name::At(0..0)),
             };
-            if !seen.add(name.0) {
+            if !seen.add(text) {
                 return Err(Refused);
             }
             self.ws();
@@ -197,7 +199,7 @@ impl<'j> Reader<'j> {
                     return Err(Refused);
                 }
                 out.push(Member {
-                    name: name.1,
+                    name,
                     value: start..self.i,
                 });
             }

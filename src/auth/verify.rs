@@ -8,13 +8,14 @@
 
 use std::fmt;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+
 use super::claims::Claims;
 use super::json;
 use super::keys::{Alg, Key};
 use super::provider::Provider;
 use super::reason::Reason;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 
 /// A bearer token. `Debug` never prints it.
 pub struct Token(pub String);
@@ -96,7 +97,7 @@ fn decode_header(segment: &[u8]) -> Result<(Alg, Option<String>), Reason> {
     let members = json::object_members(text, HEADER_MEMBERS).map_err(|_| Reason::Malformed)?;
     let (mut alg, mut kid) = (None, None);
     for m in &members {
-        let value = &text[m.value.clone()];
+        let value = text.get(m.value.clone()).ok_or(Reason::Malformed)?;
         match m.name.as_str(text) {
             "alg" => alg = Some(json::string_value(value).ok_or(Reason::Malformed)?),
             "kid" => kid = Some(json::string_value(value).ok_or(Reason::Malformed)?),
