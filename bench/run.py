@@ -189,6 +189,29 @@ class Proc:
                 pass
         return user / HZ, kernel / HZ
 
+    def switches(self):
+        """(voluntary, involuntary) context switches of every thread of the
+        process and its children: a voluntary one is the proxy waiting for
+        work, an involuntary one is the scheduler taking the CPU away (here,
+        mostly to the origin that shares it)."""
+        vol = invol = 0
+        for pid in self.pids():
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/status") as f:
+                        for line in f:
+                            if line.startswith("voluntary_ctxt_switches:"):
+                                vol += int(line.split()[1])
+                            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                                invol += int(line.split()[1])
+                except OSError:
+                    pass
+        return vol, invol
+
     def cpu_seconds(self):
         return sum(self.cpu_split())
 
@@ -399,7 +422,7 @@ def close_idle(held):
     loop.close()
 
 
-def measure(proc, port, conns, seconds, script=None, kind="h1"):
+def measure(proc, port, conns, seconds, script=None, kind="h1", origin_proc=None):
     try:
         wait_port(port)
     except RuntimeError:
@@ -408,6 +431,8 @@ def measure(proc, port, conns, seconds, script=None, kind="h1"):
     start_ms = (time.time() - proc.started) * 1000 if hasattr(proc, "started") else None
     idle = proc.rss_mib()
     user0, kernel0 = proc.cpu_split()
+    vol0, invol0 = proc.switches()
+    ovol0, _ = origin_proc.switches() if origin_proc else (0, 0)
     if kind == "idle":
         # The client runs on CPU 1 like the load generators.
         mask = os.sched_getaffinity(0)
@@ -424,12 +449,21 @@ def measure(proc, port, conns, seconds, script=None, kind="h1"):
         res = run_h2load(port, seconds) if kind == "h2" else run_wrk(port, conns, seconds, script)
         res["rss_load_mib"] = proc.rss_mib()
     user1, kernel1 = proc.cpu_split()
+    vol1, invol1 = proc.switches()
+    ovol1, _ = origin_proc.switches() if origin_proc else (0, 0)
     n = max(res["requests"], 1)
     res["cpu_us_per_req"] = (user1 - user0 + kernel1 - kernel0) * 1e6 / n
     # The split shows where a gap is: loopback TCP (kernel) costs every
     # proxy about the same; user space is the proxy's own code.
     res["user_us_per_req"] = (user1 - user0) * 1e6 / n
     res["kernel_us_per_req"] = (kernel1 - kernel0) * 1e6 / n
+    # Wake-ups per request: a switch costs a few microseconds of CPU (the
+    # kernel's scheduler and cold caches after it), so it is counted apart.
+    res["switches_per_req"] = (vol1 - vol0 + invol1 - invol0) / n
+    res["involuntary_per_req"] = (invol1 - invol0) / n
+    # The origin sleeps when it has answered everything queued: its
+    # voluntary switches are how often it was woken.
+    res["origin_wakeups_per_req"] = (ovol1 - ovol0) / n if origin_proc else None
     res["rss_idle_mib"] = idle
     res["start_ms"] = start_ms
     return res
@@ -529,7 +563,8 @@ def main():
                     proc = procs[0] if start is None else start(port)
                     try:
                         log(f"round {rnd + 1}: {name} {case}")
-                        r = measure(proc, port, conns, args.seconds, script, kind)
+                        r = measure(proc, port, conns, args.seconds, script, kind,
+                                    origin_proc=None if start is None else procs[0])
                         if start is None:
                             r["start_ms"] = None  # the shared origin, started long before
                     finally:
@@ -587,7 +622,7 @@ def report(results, out):
         a, b = summary.get(key, {}).get("rps"), summary.get(base, {}).get("rps")
         return f"{a / b:.2f}" if a and b else "-"
     print(f"{'candidate/case':34} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} {'user':>5} {'kern':>5} "
-          f"{'rss idle':>8} {'rss load':>8} {'start ms':>8} {'vs nginx':>8} {'vs haproxy':>10}")
+          f"{'cs/req':>6} {'rss idle':>8} {'rss load':>8} {'start ms':>8} {'vs nginx':>8} {'vs haproxy':>10}")
     for key, s in summary.items():
         case = key.split("/", 1)[1]
         base_case = case if case in ("c64", "c256", "h2-c64x4") else "c64"
@@ -595,7 +630,7 @@ def report(results, out):
         haproxy_key = f"haproxy{'-h2' if case.startswith('h2') else ''}/{base_case}"
         fmt = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])
         print(f"{key:34} {fmt(s['rps'], '9.0f')} {fmt(s['p50_ms'], '7.2f')} {fmt(s['p99_ms'], '7.2f')} "
-              f"{fmt(s['cpu_us_per_req'], '10.1f')} {fmt(s.get('user_us_per_req'), '5.1f')} {fmt(s.get('kernel_us_per_req'), '5.1f')} {fmt(s['rss_idle_mib'], '8.1f')} {fmt(s['rss_load_mib'], '8.1f')} "
+              f"{fmt(s['cpu_us_per_req'], '10.1f')} {fmt(s.get('user_us_per_req'), '5.1f')} {fmt(s.get('kernel_us_per_req'), '5.1f')} {fmt(s.get('switches_per_req'), '6.2f')} {fmt(s['rss_idle_mib'], '8.1f')} {fmt(s['rss_load_mib'], '8.1f')} "
               f"{fmt(s.get('start_ms'), '8.0f')} {ratio(key, nginx_key):>8} {ratio(key, haproxy_key):>10}")
     print(f"\nJSON: {out}")
 
