@@ -6,6 +6,13 @@
 //! granted by a full verification) and only while the key that verified it
 //! is still in its provider's key set; the caller checks the latter.
 //! Bounded: when full, expired entries go first, then an arbitrary eighth.
+//!
+//! Admission: a token enters on its second verification, not its first. A
+//! small direct-mapped table remembers the digests of tokens verified once
+//! (the "doorkeeper" of TinyLFU, as in Caffeine); a token seen only once
+//! (a one-off client, a scan of distinct valid tokens) never takes a slot,
+//! so it cannot push out the tokens that come back. A repeated token pays
+//! one more verification in its lifetime.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -25,7 +32,43 @@ pub struct Entry {
 #[derive(Debug)]
 pub struct TokenCache {
     capacity: usize,
-    map: Mutex<HashMap<Digest, Entry, BuildHasherDefault<DigestHasher>>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    map: HashMap<Digest, Entry, BuildHasherDefault<DigestHasher>>,
+    /// Tags of digests verified once and not admitted yet (0: empty slot).
+    /// Allocated on the first insertion: an idle gateway holds none of it.
+    seen: Vec<u64>,
+}
+
+/// Doorkeeper slots per cache entry (a power of two at least this).
+const SEEN_MIN_SLOTS: usize = 64;
+
+impl Inner {
+    /// Whether a verified token with `digest` may enter the cache: true on
+    /// its second sighting within the doorkeeper's memory.
+    fn admit(&mut self, digest: &[u8; 32], capacity: usize) -> bool {
+        if self.seen.is_empty() {
+            self.seen = vec![0; capacity.next_power_of_two().max(SEEN_MIN_SLOTS)];
+        }
+        // Bytes 8..24 of the digest: independent of the table hash (0..8).
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&digest[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let tag = word(8) | 1;
+        let slot = (word(16) as usize) & (self.seen.len() - 1);
+        if self.seen[slot] == tag {
+            self.seen[slot] = 0;
+            true
+        } else {
+            self.seen[slot] = tag;
+            false
+        }
+    }
 }
 
 /// A token's SHA-256, as a map key.
@@ -72,13 +115,14 @@ impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
         TokenCache {
             capacity,
-            map: Mutex::new(HashMap::default()),
+            inner: Mutex::new(Inner::default()),
         }
     }
 
     pub fn get(&self, hash: &[u8; 32], now: u64) -> Option<Entry> {
         let key = Digest(*hash);
-        let mut map = self.map.lock().ok()?;
+        let mut inner = self.inner.lock().ok()?;
+        let map = &mut inner.map;
         match map.get(&key) {
             Some(e) if now < e.expires_at => Some(e.clone()),
             Some(_) => {
@@ -90,18 +134,24 @@ impl TokenCache {
     }
 
     pub fn remove(&self, hash: &[u8; 32]) {
-        if let Ok(mut map) = self.map.lock() {
-            map.remove(&Digest(*hash));
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.map.remove(&Digest(*hash));
         }
     }
 
+    /// Caches a verified token's entry, from the token's second
+    /// verification on (see the module's note on admission).
     pub fn insert(&self, hash: [u8; 32], entry: Entry, now: u64) {
         if self.capacity == 0 || now >= entry.expires_at {
             return;
         }
-        let Ok(mut map) = self.map.lock() else {
+        let Ok(mut inner) = self.inner.lock() else {
             return;
         };
+        if !inner.admit(&hash, self.capacity) {
+            return;
+        }
+        let map = &mut inner.map;
         if map.len() >= self.capacity {
             map.retain(|_, e| now < e.expires_at);
         }
@@ -119,7 +169,7 @@ impl TokenCache {
     }
 
     pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
+        self.inner.lock().map(|i| i.map.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -140,18 +190,56 @@ mod tests {
         }
     }
 
+    /// Inserts as the gateway does after each verification of the token.
+    fn verified_twice(c: &TokenCache, h: [u8; 32], e: Entry, now: u64) {
+        c.insert(h, e.clone(), now);
+        c.insert(h, e, now);
+    }
+
     #[test]
     fn bounded_and_expiring() {
         let c = TokenCache::new(16);
         for i in 0..100u32 {
-            c.insert(token_hash(&i.to_string()), entry(1000), 10);
+            verified_twice(&c, token_hash(&i.to_string()), entry(1000), 10);
         }
         assert!(c.len() <= 16);
+        assert!(!c.is_empty());
         let h = token_hash("t");
-        c.insert(h, entry(20), 10);
+        verified_twice(&c, h, entry(20), 10);
         assert!(c.get(&h, 19).is_some());
         assert!(c.get(&h, 20).is_none());
-        c.insert(h, entry(20), 25);
+        verified_twice(&c, h, entry(20), 25);
         assert!(c.get(&h, 21).is_none());
+    }
+
+    #[test]
+    fn a_token_enters_on_its_second_verification() {
+        let c = TokenCache::new(16);
+        let h = token_hash("t");
+        c.insert(h, entry(1000), 10);
+        assert!(c.get(&h, 11).is_none());
+        assert_eq!(c.len(), 0);
+        c.insert(h, entry(1000), 10);
+        assert!(c.get(&h, 11).is_some());
+        let off = TokenCache::new(0);
+        verified_twice(&off, h, entry(1000), 10);
+        assert!(off.get(&h, 11).is_none());
+    }
+
+    #[test]
+    fn tokens_seen_once_do_not_push_out_cached_ones() {
+        let c = TokenCache::new(16);
+        let kept: Vec<[u8; 32]> = (0..16u32)
+            .map(|i| token_hash(&format!("kept-{i}")))
+            .collect();
+        for h in &kept {
+            verified_twice(&c, *h, entry(1000), 10);
+        }
+        assert_eq!(c.len(), 16);
+        for i in 0..10_000u32 {
+            c.insert(token_hash(&format!("once-{i}")), entry(1000), 10);
+        }
+        assert_eq!(c.len(), 16);
+        assert!(kept.iter().all(|h| c.get(h, 11).is_some()));
     }
 }
