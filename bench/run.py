@@ -580,9 +580,11 @@ def main():
 
 # gwanmun's verified-token cache (auth.cache_size), kept 10x smaller than the
 # token pool: the pool is walked in order, so a token comes back only after
-# 10,000 requests and at most one request in ten can find its token still
-# cached (HAProxy has no such cache). The default cache (10,000 entries)
-# would hold the whole pool and turn "many tokens" into a cached case.
+# 10,000 requests; a token is cached on its second verification, and the
+# 1,024-slot table of first verifications has forgotten it by then, so no
+# request finds its token cached (HAProxy has no such cache). The default
+# cache (10,000 entries) would hold the whole pool and turn "many tokens"
+# into a cached case.
 GW_TOKEN_CACHE = 1000
 
 
