@@ -257,8 +257,28 @@ http {{ access_log off; keepalive_requests 1000000;
     return Proc([tool("nginx"), "-c", conf, "-p", tmp], cpu=0)
 
 
-def nginx_proxy(tmp, port, ups, h2=False):
-    conf = os.path.join(tmp, "nginx-proxy.conf")
+# The request headers gwanmun sets on every proxied request (and the request
+# id it returns), for the "-fwd" candidates: nginx and HAProxy configured to
+# do the same header work a gateway does (bare nginx and HAProxy set none).
+NGINX_FWD = """proxy_set_header Host $http_host;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Real-IP $remote_addr;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Forwarded-Host $http_host;
+    proxy_set_header X-Request-Id $request_id;
+    add_header X-Request-Id $request_id;"""
+HAPROXY_FWD = """  unique-id-format %[uuid()]
+  unique-id-header X-Request-Id
+  option forwardfor
+  http-request set-header X-Real-IP %[src]
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-response set-header X-Request-Id %[unique-id]
+"""
+
+
+def nginx_proxy(tmp, port, ups, h2=False, fwd=False):
+    conf = os.path.join(tmp, f"nginx-proxy{'-fwd' if fwd else ''}.conf")
     servers = "\n".join(f"    server 127.0.0.1:{p};" for p in ups)
     listen = f"listen 127.0.0.1:{port}{' http2' if h2 else ''} backlog=4096;"
     with open(conf, "w") as f:
@@ -271,15 +291,16 @@ http {{ access_log off; keepalive_requests 1000000;
   }}
   server {{
     {listen}
-    location / {{ proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    location / {{ proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
+    {NGINX_FWD if fwd else ""} }}
   }}
 }}
 """)
     return Proc([tool("nginx"), "-c", conf, "-p", tmp], cpu=0)
 
 
-def haproxy(tmp, port, ups, jwt=None, h2=False):
-    conf = os.path.join(tmp, f"haproxy-{jwt[0] if jwt else 'plain'}{'-h2' if h2 else ''}.cfg")
+def haproxy(tmp, port, ups, jwt=None, h2=False, fwd=False):
+    conf = os.path.join(tmp, f"haproxy-{jwt[0] if jwt else 'plain'}{'-h2' if h2 else ''}{'-fwd' if fwd else ''}.cfg")
     servers = "\n".join(f"  server s{i} 127.0.0.1:{p}" for i, p in enumerate(ups))
     rules = ""
     if jwt:
@@ -305,7 +326,7 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:{port}{' proto h2' if h2 else ''}
-{rules}  default_backend be
+{HAPROXY_FWD if fwd else ""}{rules}  default_backend be
 backend be
   balance roundrobin
 {servers}
@@ -518,6 +539,10 @@ def main():
             "direct": (None, plain_cases),
             "nginx": (lambda port: nginx_proxy(tmp, port, ups), plain_cases + idle_cases),
             "haproxy": (lambda port: haproxy(tmp, port, ups), plain_cases + idle_cases),
+            # The same header work as gwanmun's (X-Forwarded-For/-Proto/-Host, X-Real-IP,
+            # X-Request-Id on the request and the response).
+            "nginx-fwd": (lambda port: nginx_proxy(tmp, port, ups, fwd=True), plain_cases),
+            "haproxy-fwd": (lambda port: haproxy(tmp, port, ups, fwd=True), plain_cases),
             # The JWT cases send their token from a wrk Lua script, which costs the load
             # generator too: "same-script-c64" is the plain route under the same script,
             # the fair baseline for the JWT ratios.
@@ -624,7 +649,7 @@ def report(results, out):
         a, b = summary.get(key, {}).get("rps"), summary.get(base, {}).get("rps")
         return f"{a / b:.2f}" if a and b else "-"
     print(f"{'candidate/case':34} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'cpu us/req':>10} {'user':>5} {'kern':>5} "
-          f"{'cs/req':>6} {'rss idle':>8} {'rss load':>8} {'start ms':>8} {'vs nginx':>8} {'vs haproxy':>10}")
+          f"{'cs/req':>6} {'rss idle':>8} {'rss load':>8} {'start ms':>8} {'vs nginx':>8} {'vs haproxy':>10} {'vs ng-fwd':>9} {'vs hap-fwd':>11}")
     for key, s in summary.items():
         case = key.split("/", 1)[1]
         base_case = case if case in ("c64", "c256", "h2-c64x4") else "c64"
@@ -633,7 +658,8 @@ def report(results, out):
         fmt = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])
         print(f"{key:34} {fmt(s['rps'], '9.0f')} {fmt(s['p50_ms'], '7.2f')} {fmt(s['p99_ms'], '7.2f')} "
               f"{fmt(s['cpu_us_per_req'], '10.1f')} {fmt(s.get('user_us_per_req'), '5.1f')} {fmt(s.get('kernel_us_per_req'), '5.1f')} {fmt(s.get('switches_per_req'), '6.2f')} {fmt(s['rss_idle_mib'], '8.1f')} {fmt(s['rss_load_mib'], '8.1f')} "
-              f"{fmt(s.get('start_ms'), '8.0f')} {ratio(key, nginx_key):>8} {ratio(key, haproxy_key):>10}")
+              f"{fmt(s.get('start_ms'), '8.0f')} {ratio(key, nginx_key):>8} {ratio(key, haproxy_key):>10} "
+              f"{ratio(key, 'nginx-fwd/' + base_case):>9} {ratio(key, 'haproxy-fwd/' + base_case):>11}")
     print(f"\nJSON: {out}")
 
 
