@@ -660,7 +660,47 @@ def report(results, out):
               f"{fmt(s['cpu_us_per_req'], '10.1f')} {fmt(s.get('user_us_per_req'), '5.1f')} {fmt(s.get('kernel_us_per_req'), '5.1f')} {fmt(s.get('switches_per_req'), '6.2f')} {fmt(s['rss_idle_mib'], '8.1f')} {fmt(s['rss_load_mib'], '8.1f')} "
               f"{fmt(s.get('start_ms'), '8.0f')} {ratio(key, nginx_key):>8} {ratio(key, haproxy_key):>10} "
               f"{ratio(key, 'nginx-fwd/' + base_case):>9} {ratio(key, 'haproxy-fwd/' + base_case):>11}")
+    paired = round_ratios(results)
+    if paired:
+        print("\nThe issue's ratios, taken within each round (both sides measured minutes apart, so"
+              "\ndrift between rounds cancels) - median [lowest, highest] over the rounds:")
+        for label, (med, lo, hi) in paired.items():
+            print(f"  {label:58} {med:5.2f}  [{lo:.2f}, {hi:.2f}]")
     print(f"\nJSON: {out}")
+
+
+# (label, numerator key, denominator key): the ratios the issue's targets are stated in.
+TARGET_RATIOS = [
+    ("plain c64 vs nginx (target >= 1.1)", "gwanmun/c64", "nginx/c64"),
+    ("plain c256 vs nginx (target >= 1.1)", "gwanmun/c256", "nginx/c256"),
+    ("plain c64 vs HAProxy (target >= 1.0)", "gwanmun/c64", "haproxy/c64"),
+    ("plain c256 vs HAProxy (target >= 1.0)", "gwanmun/c256", "haproxy/c256"),
+    ("plain c64 vs nginx-fwd", "gwanmun/c64", "nginx-fwd/c64"),
+    ("plain c64 vs haproxy-fwd", "gwanmun/c64", "haproxy-fwd/c64"),
+    ("RS256 one token vs HAProxy RS256 (target >= 2)", "gwanmun-jwt-rs256/one-token-c64",
+     "haproxy-jwt-rs256/one-token-c64"),
+    ("RS256 one token vs same-script plain (target >= 0.9)", "gwanmun-jwt-rs256/one-token-c64",
+     "gwanmun/same-script-c64"),
+    ("RS256 distinct vs HAProxy RS256 (target >= 1.3)", "gwanmun-jwt-rs256/many-tokens-c64",
+     "haproxy-jwt-rs256/many-tokens-c64"),
+    ("HS256 distinct vs same-script plain (target >= 0.9)", "gwanmun-jwt-hs256/many-tokens-c64",
+     "gwanmun/same-script-c64"),
+    ("HTTP/2 vs HAProxy (target >= 1.1)", "gwanmun-h2/h2-c64x4", "haproxy-h2/h2-c64x4"),
+]
+
+
+def round_ratios(results):
+    """Per-round req/s ratios for TARGET_RATIOS (and CPU per request against
+    nginx), as label -> (median, lowest, highest), for the pairs that ran."""
+    out = {}
+    pairs = TARGET_RATIOS + [("CPU per request c64 vs nginx (target <= 0.9)", "gwanmun/c64", "nginx/c64")]
+    for label, a, b in pairs:
+        field = "cpu_us_per_req" if label.startswith("CPU") else "rps"
+        ra, rb = results.get(a, []), results.get(b, [])
+        xs = [x[field] / y[field] for x, y in zip(ra, rb) if x.get(field) and y.get(field)]
+        if xs:
+            out[label] = (median(xs), min(xs), max(xs))
+    return out
 
 
 if __name__ == "__main__":
