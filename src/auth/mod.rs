@@ -151,20 +151,16 @@ pub async fn authenticate(
     let RouteAuth::Check(policy) = route else {
         return Ok(None);
     };
+    // The token is read where it is in the request (no copy); the request
+    // is changed (token removed) only once it is no longer read.
     let found = match token::extract(&policy.sources, parts) {
         Ok(Some(f)) => f,
         Ok(None) if policy.optional && policy.require.is_none() => return Ok(None),
         Ok(None) => return Err(reject(Reason::Missing)),
         Err(r) => return Err(reject(r)),
     };
-    // A token in the query string never travels on (upstream access logs).
-    for s in &policy.sources {
-        if let TokenSource::Query(q) = s {
-            token::strip_query_param(parts, q);
-        }
-    }
     let now = unix_now();
-    let hash = cache::token_hash(&found.token);
+    let hash = cache::token_hash(found.token);
     let identity = match cached(rt, cfg, policy, &hash, now) {
         Some(id) => {
             count(Outcome::Cached);
@@ -172,7 +168,7 @@ pub async fn authenticate(
         }
         None => {
             let (id, fingerprint, expires_at) =
-                verify_token(rt, cfg, policy, &found.token, now).await?;
+                verify_token(rt, cfg, policy, found.token, now).await?;
             count(Outcome::Verified);
             let entry = Entry {
                 provider: id.provider,
@@ -184,8 +180,16 @@ pub async fn authenticate(
             id
         }
     };
+    let source = found.source;
+    // A token in the query string never travels on (upstream access logs);
+    // a rejected request travels nowhere.
+    for s in &policy.sources {
+        if let TokenSource::Query(q) = s {
+            token::strip_query_param(parts, q);
+        }
+    }
     if !cfg.providers[identity.provider].forward_token {
-        token::remove(parts, &found);
+        token::remove(parts, source);
     }
     Ok(Some(identity))
 }

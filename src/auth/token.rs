@@ -14,18 +14,35 @@ use http::HeaderMap;
 use super::provider::TokenSource;
 use super::reason::Reason;
 
-/// Where the token was found, to remove it later if configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found<'s> {
-    pub token: String,
+/// The token, borrowed from the request (no copy per request), and where it
+/// was found, to remove it later if configured. `Debug` never prints the
+/// token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Found<'s, 'r> {
+    pub token: &'r str,
     /// One of the route's sources (borrowed: no copy per request).
     pub source: &'s TokenSource,
 }
 
+impl std::fmt::Debug for Found<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Found")
+            .field(
+                "token",
+                &format_args!("<redacted, {} bytes>", self.token.len()),
+            )
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
 /// Looks in every source; `Ok(None)` when no token is present at all.
-pub fn extract<'s>(sources: &'s [TokenSource], parts: &Parts) -> Result<Option<Found<'s>>, Reason> {
-    let mut found: Option<Found<'s>> = None;
-    let mut put = |token: String, source: &'s TokenSource| -> Result<(), Reason> {
+pub fn extract<'s: 'r, 'r>(
+    sources: &'s [TokenSource],
+    parts: &'r Parts,
+) -> Result<Option<Found<'s, 'r>>, Reason> {
+    let mut found: Option<Found<'s, 'r>> = None;
+    let mut put = |token: &'r str, source: &'s TokenSource| -> Result<(), Reason> {
         if found.is_some() || token.is_empty() {
             return Err(Reason::Malformed);
         }
@@ -48,17 +65,17 @@ pub fn extract<'s>(sources: &'s [TokenSource], parts: &Parts) -> Result<Option<F
                     continue;
                 };
                 if head.eq_ignore_ascii_case(prefix) {
-                    put(v[prefix.len()..].trim_start_matches(' ').to_owned(), src)?;
+                    put(v[prefix.len()..].trim_start_matches(' '), src)?;
                 }
             }
             TokenSource::Cookie(name) => {
                 for value in cookies(&parts.headers, name) {
-                    put(value.to_owned(), src)?;
+                    put(value, src)?;
                 }
             }
             TokenSource::Query(name) => {
                 for value in query_values(parts.uri.query(), name) {
-                    put(value.to_owned(), src)?;
+                    put(value, src)?;
                 }
             }
         }
@@ -108,9 +125,9 @@ pub fn strip_query_param(parts: &mut Parts, name: &str) {
     parts.uri = Uri::from_parts(uri).unwrap_or_else(|_| Uri::from_static("/"));
 }
 
-/// Removes the token from where it was found.
-pub fn remove(parts: &mut Parts, found: &Found<'_>) {
-    match found.source {
+/// Removes the token from where it was found (`source`: [`Found::source`]).
+pub fn remove(parts: &mut Parts, source: &TokenSource) {
+    match source {
         TokenSource::Header { name, .. } => {
             parts.headers.remove(name);
         }
@@ -164,7 +181,8 @@ mod tests {
     #[test]
     fn one_token_only() {
         let s = sources();
-        let ok = extract(&s, &parts("/", &[("authorization", "bearer abc")]));
+        let bearer = parts("/", &[("authorization", "bearer abc")]);
+        let ok = extract(&s, &bearer);
         assert_eq!(ok.expect("ok").expect("found").token, "abc");
         assert_eq!(
             extract(&s, &parts("/", &[("authorization", "Basic xyz")])).expect("ok"),
@@ -193,13 +211,7 @@ mod tests {
         );
         strip_query_param(&mut p, "access_token");
         assert_eq!(p.uri.to_string(), "/a?x=1&y=2");
-        remove(
-            &mut p,
-            &Found {
-                token: "c".into(),
-                source: &TokenSource::Cookie("access_token".into()),
-            },
-        );
+        remove(&mut p, &TokenSource::Cookie("access_token".into()));
         assert_eq!(p.headers[COOKIE], "x=1");
     }
 }
