@@ -43,15 +43,22 @@ struct Inner {
     seen: Vec<u64>,
 }
 
-/// Doorkeeper slots per cache entry (a power of two at least this).
+/// The doorkeeper has one slot per cache entry, rounded up to a power of
+/// two, and at least and at most these many (8 MiB: a `cache_size` of
+/// millions does not allocate in proportion on its first insertion).
 const SEEN_MIN_SLOTS: usize = 64;
+const SEEN_MAX_SLOTS: usize = 1 << 20;
 
 impl Inner {
     /// Whether a verified token with `digest` may enter the cache: true on
     /// its second sighting within the doorkeeper's memory.
     fn admit(&mut self, digest: &[u8; 32], capacity: usize) -> bool {
         if self.seen.is_empty() {
-            self.seen = vec![0; capacity.next_power_of_two().max(SEEN_MIN_SLOTS)];
+            let slots = capacity
+                .checked_next_power_of_two()
+                .unwrap_or(SEEN_MAX_SLOTS)
+                .clamp(SEEN_MIN_SLOTS, SEEN_MAX_SLOTS);
+            self.seen = vec![0; slots];
         }
         // Bytes 8..24 of the digest: independent of the table hash (0..8).
         let word = |at: usize| {
@@ -221,6 +228,10 @@ mod tests {
         assert_eq!(c.len(), 0);
         c.insert(h, entry(1000), 10);
         assert!(c.get(&h, 11).is_some());
+        // Any configured size: the doorkeeper's table is bounded.
+        let huge = TokenCache::new(usize::MAX);
+        verified_twice(&huge, h, entry(1000), 10);
+        assert!(huge.get(&h, 11).is_some());
         let off = TokenCache::new(0);
         verified_twice(&off, h, entry(1000), 10);
         assert!(off.get(&h, 11).is_none());
