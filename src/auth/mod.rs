@@ -160,8 +160,7 @@ pub async fn authenticate(
         Err(r) => return Err(reject(r)),
     };
     let now = unix_now();
-    let hash = cache::token_hash(found.token);
-    let identity = match cached(rt, cfg, policy, &hash, now) {
+    let identity = match cached(rt, cfg, policy, found.token, now) {
         Some(id) => {
             count(Outcome::Cached);
             id
@@ -176,7 +175,7 @@ pub async fn authenticate(
                 expires_at,
                 claims: id.claims.clone(),
             };
-            rt.cache.insert(hash, entry, now);
+            rt.cache.insert(found.token, entry, now);
             id
         }
     };
@@ -198,10 +197,10 @@ fn cached(
     rt: &AuthRuntime,
     cfg: &AuthConfig,
     policy: &RoutePolicy,
-    hash: &[u8; 32],
+    token: &str,
     now: u64,
 ) -> Option<Identity> {
-    let e = rt.cache.get(hash, now)?;
+    let e = rt.cache.get(token, now)?;
     if !policy.providers.contains(&e.provider) {
         return None;
     }
@@ -212,7 +211,7 @@ fn cached(
             .and_then(|r| r.current())
             .is_some_and(|s| s.contains(e.key_fingerprint));
     if !key_present {
-        rt.cache.remove(hash);
+        rt.cache.remove(token);
         return None;
     }
     Some(Identity {

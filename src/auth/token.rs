@@ -57,7 +57,7 @@ pub fn extract<'s: 'r, 'r>(
                 if values.next().is_some() {
                     return Err(Reason::Malformed);
                 }
-                let Ok(v) = v.to_str() else {
+                let Some(v) = text(v) else {
                     return Err(Reason::Malformed);
                 };
                 // Another scheme (e.g. `Basic`) is not a bearer token.
@@ -83,11 +83,20 @@ pub fn extract<'s: 'r, 'r>(
     Ok(found)
 }
 
+/// A header value as text, for finding a token in it. UTF-8 is enough:
+/// the token itself is checked byte by byte by the strict base64url
+/// decoder, so a non-ASCII byte in it is refused there (as malformed, as
+/// before). `HeaderValue::to_str` (visible ASCII only) made a Cookie header
+/// holding any UTF-8 cookie hide the token's cookie too.
+fn text(v: &HeaderValue) -> Option<&str> {
+    std::str::from_utf8(v.as_bytes()).ok()
+}
+
 fn cookies<'h>(headers: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> + 'h {
     headers
         .get_all(COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .filter_map(text)
         .flat_map(|v| v.split(';'))
         .filter_map(move |pair| {
             let (k, v) = pair.trim().split_once('=')?;
@@ -136,14 +145,14 @@ pub fn remove(parts: &mut Parts, source: &TokenSource) {
                 .headers
                 .get_all(COOKIE)
                 .iter()
-                .filter_map(|v| v.to_str().ok())
+                .filter_map(text)
                 .flat_map(|v| v.split(';'))
                 .map(str::trim)
                 .filter(|pair| pair.split_once('=').is_none_or(|(k, _)| k.trim() != name))
                 .map(str::to_owned)
                 .collect();
             parts.headers.remove(COOKIE);
-            if let Ok(v) = HeaderValue::from_str(&rest.join("; ")) {
+            if let Ok(v) = HeaderValue::from_bytes(rest.join("; ").as_bytes()) {
                 if !rest.is_empty() {
                     parts.headers.insert(COOKIE, v);
                 }
@@ -201,6 +210,38 @@ mod tests {
             extract(&s, &parts("/", &[("authorization", "Bearer ")])),
             Err(Reason::Malformed)
         );
+    }
+
+    #[test]
+    fn header_text_beyond_ascii() {
+        let s = sources();
+        // UTF-8 in another cookie no longer hides the token's cookie.
+        let v = HeaderValue::from_bytes("name=h\u{e9}l\u{e8}ne; access_token=c".as_bytes())
+            .expect("value");
+        let mut p = parts("/", &[]);
+        p.headers.insert(COOKIE, v);
+        assert_eq!(extract(&s, &p).expect("ok").expect("found").token, "c");
+        remove(&mut p, &TokenSource::Cookie("access_token".into()));
+        assert_eq!(
+            p.headers[COOKIE].as_bytes(),
+            "name=h\u{e9}l\u{e8}ne".as_bytes()
+        );
+        // Bytes that are not UTF-8 in the Authorization header: refused.
+        let mut bad = parts("/", &[]);
+        bad.headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_bytes(b"Bearer \xff\xfe").expect("value"),
+        );
+        assert_eq!(extract(&s, &bad), Err(Reason::Malformed));
+        // UTF-8 in the token is found here and refused by the token's
+        // strict base64url decoding (`verify::parse`).
+        let mut utf8 = parts("/", &[]);
+        utf8.headers.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_bytes("Bearer \u{e9}t\u{e9}".as_bytes()).expect("value"),
+        );
+        let found = extract(&s, &utf8).expect("ok").expect("found");
+        assert!(crate::auth::verify::parse(found.token, 8192).is_err());
     }
 
     #[test]
