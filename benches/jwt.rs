@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use gwanmun::auth::cache::{Claims, Entry, TokenCache};
+use gwanmun::auth::cache::{token_hash, Claims, Entry, TokenCache};
 use gwanmun::auth::keys::{lookup, Lookup};
 use gwanmun::auth::{verify, Provider};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -106,12 +106,15 @@ fn bench(c: &mut Criterion) {
             claims: Arc::new(Claims::parse("{}".into()).expect("claims")),
         };
         // A token is admitted on its second verification.
-        cache.insert(t, entry.clone(), now());
-        cache.insert(t, entry, now());
-        assert!(cache.get(t, now()).is_some(), "{name} not cached");
+        cache.insert(token_hash(t), entry.clone(), now());
+        cache.insert(token_hash(t), entry, now());
+        assert!(
+            cache.get(&token_hash(t), now()).is_some(),
+            "{name} not cached"
+        );
         c.bench_function(&format!("{name} verify cached"), |b| {
             b.iter(|| {
-                let e = cache.get(std::hint::black_box(t), now());
+                let e = cache.get(&token_hash(std::hint::black_box(t)), now());
                 e.is_some_and(|e| p.static_keys.contains(e.key_fingerprint))
             })
         });

@@ -160,7 +160,8 @@ pub async fn authenticate(
         Err(r) => return Err(reject(r)),
     };
     let now = unix_now();
-    let identity = match cached(rt, cfg, policy, found.token, now) {
+    let hash = cache::token_hash(found.token);
+    let identity = match cached(rt, cfg, policy, &hash, now) {
         Some(id) => {
             count(Outcome::Cached);
             id
@@ -175,7 +176,7 @@ pub async fn authenticate(
                 expires_at,
                 claims: id.claims.clone(),
             };
-            rt.cache.insert(found.token, entry, now);
+            rt.cache.insert(hash, entry, now);
             id
         }
     };
@@ -197,10 +198,10 @@ fn cached(
     rt: &AuthRuntime,
     cfg: &AuthConfig,
     policy: &RoutePolicy,
-    token: &str,
+    hash: &[u8; 32],
     now: u64,
 ) -> Option<Identity> {
-    let e = rt.cache.get(token, now)?;
+    let e = rt.cache.get(hash, now)?;
     if !policy.providers.contains(&e.provider) {
         return None;
     }
@@ -211,7 +212,7 @@ fn cached(
             .and_then(|r| r.current())
             .is_some_and(|s| s.contains(e.key_fingerprint));
     if !key_present {
-        rt.cache.remove(token);
+        rt.cache.remove(hash);
         return None;
     }
     Some(Identity {
