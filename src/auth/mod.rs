@@ -188,7 +188,9 @@ pub async fn authenticate(
             token::strip_query_param(parts, q);
         }
     }
-    if !cfg.providers[identity.provider].forward_token {
+    // (A query token is already gone: stripped just above.)
+    let stripped = matches!(source, TokenSource::Query(_));
+    if !cfg.providers[identity.provider].forward_token && !stripped {
         token::remove(parts, source);
     }
     Ok(Some(identity))
