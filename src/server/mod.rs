@@ -5,6 +5,7 @@
 
 pub mod http1;
 pub mod io;
+pub mod recycled;
 pub mod shards;
 pub mod streams;
 

@@ -45,6 +45,7 @@ use self::body::{H1Body, Lent, Slot};
 use self::parse::{Framing, Head};
 use self::write::{ConnHeader, Out};
 use super::io::{PermitStream, Rewind};
+use super::recycled::Recycled;
 use super::Gateway;
 use crate::errors::GatewayError;
 use crate::pipeline::{self, ConnInfo};
@@ -332,8 +333,10 @@ async fn exchange(
     let req = Request::from_parts(parts, body);
     let active = gw.active();
     // Boxed: the pipeline's state lives only while a request runs, not in
-    // every idle connection's task.
-    let mut call = Box::pin(pipeline::handle(&active, info, req));
+    // every idle connection's task. Allocated first and then written, so
+    // the future is built in its block (only its arguments are stored)
+    // instead of built on the stack and copied whole (2 KiB, cold lines).
+    let mut call = Recycled::new_with(|| pipeline::handle(&active, info, req));
     let resp = match conn.read.as_mut() {
         Some(read) => {
             let max = limits.max_header_bytes;
