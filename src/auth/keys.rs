@@ -7,7 +7,6 @@
 //! fields such as `jwk`, `jku`, `x5u` and `x5c` never supply keys: only the
 //! provider's configured sources do.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -332,7 +331,10 @@ fn rsa_params(alg: Alg) -> Option<(usize, &'static sig::RsaParameters, RsaHash, 
 #[derive(Debug, Default)]
 pub struct KeySet {
     pub keys: Vec<Arc<Key>>,
-    fingerprints: HashSet<u64>,
+    /// Sorted: a cached token's key is looked up on every request it
+    /// makes, in a set of a few keys (a binary search over one slice, not
+    /// a SipHash of the fingerprint).
+    fingerprints: Vec<u64>,
 }
 
 /// The outcome of looking a token's key up.
@@ -349,7 +351,8 @@ pub enum Lookup<'a> {
 impl KeySet {
     pub fn new(keys: Vec<Key>) -> KeySet {
         let keys: Vec<Arc<Key>> = keys.into_iter().map(Arc::new).collect();
-        let fingerprints = keys.iter().map(|k| k.fingerprint).collect();
+        let mut fingerprints: Vec<u64> = keys.iter().map(|k| k.fingerprint).collect();
+        fingerprints.sort_unstable();
         KeySet { keys, fingerprints }
     }
 
@@ -358,7 +361,7 @@ impl KeySet {
     }
 
     pub fn contains(&self, fingerprint: u64) -> bool {
-        self.fingerprints.contains(&fingerprint)
+        self.fingerprints.binary_search(&fingerprint).is_ok()
     }
 
     pub fn has_kid(&self, kid: &str) -> bool {
@@ -706,6 +709,19 @@ mod tests {
         let a = parse_jwk(&jwk).expect("jwk");
         let b = &parse_pem(RSA_PUB, Some("rsa1")).expect("pem")[0];
         assert_eq!(a.fingerprint, b.fingerprint);
+    }
+
+    #[test]
+    fn a_key_set_knows_its_keys_by_fingerprint() {
+        let keys: Vec<Key> = (1u8..=9)
+            .map(|i| Key::hmac(None, &[i; 32]).expect("hmac"))
+            .collect();
+        let prints: Vec<u64> = keys.iter().map(|k| k.fingerprint).collect();
+        let outsider = Key::hmac(None, &[42u8; 32]).expect("hmac").fingerprint;
+        let set = KeySet::new(keys);
+        assert!(prints.iter().all(|f| set.contains(*f)));
+        assert!(!set.contains(outsider));
+        assert!(!KeySet::default().contains(prints[0]));
     }
 
     #[test]
