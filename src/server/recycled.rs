@@ -18,15 +18,13 @@
 
 use std::alloc::{self, Layout};
 use std::cell::RefCell;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::task::{Context, Poll};
 
-/// Spare blocks kept per thread (as many as requests in flight at once on
-/// a busy worker; the spare buffers keep as many).
-const KEEP: usize = 256;
+// Spare blocks kept per thread: as many as the spare buffers (about as
+// many as requests in flight at once on a busy worker).
+use crate::proxy::h1::buffers::KEEP;
 
 struct Spare {
     /// The layout of the blocks kept (one in practice); blocks of any
@@ -106,8 +104,6 @@ pub struct Recycled<T> {
 unsafe impl<T: Send> Send for Recycled<T> {}
 // SAFETY: as for `Box<T>`: shared access only gives `&T`.
 unsafe impl<T: Sync> Sync for Recycled<T> {}
-// The value is on the heap: moving the handle does not move it (as `Box`).
-impl<T> Unpin for Recycled<T> {}
 
 impl<T> Recycled<T> {
     /// `make` runs once the block is there, so the value can be built in
@@ -145,14 +141,6 @@ impl<T> Drop for Recycled<T> {
         if layout.size() != 0 {
             give_back(self.ptr.cast(), layout);
         }
-    }
-}
-
-impl<F: Future> Future for Recycled<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.get_mut().as_mut().poll(cx)
     }
 }
 
@@ -195,6 +183,6 @@ mod tests {
             tokio::task::yield_now().await;
             7
         });
-        assert_eq!((&mut fut).await, 7);
+        assert_eq!(fut.as_mut().await, 7);
     }
 }

@@ -15,7 +15,7 @@ const WRITE_CAPACITY: usize = 4 * 1024;
 /// hundred requests in flight at once (64 left most connections of a c256
 /// load allocating 8 + 4 KiB per request). At most about 3 MiB of buffers
 /// per thread stay after a burst.
-const KEEP: usize = 256;
+pub const KEEP: usize = 256;
 
 /// Header maps larger than this (entries) are freed, not kept.
 const MAP_KEEP_CAPACITY: usize = 64;

@@ -332,10 +332,10 @@ async fn exchange(
     };
     let req = Request::from_parts(parts, body);
     let active = gw.active();
-    // Boxed: the pipeline's state lives only while a request runs, not in
-    // every idle connection's task. Allocated first and then written, so
-    // the future is built in its block (only its arguments are stored)
-    // instead of built on the stack and copied whole (2 KiB, cold lines).
+    // On the heap: the pipeline's state lives only while a request runs,
+    // not in every idle connection's task. The block is taken first (one
+    // the previous request left warm, see `recycled`) and the future built
+    // in it, instead of built on the stack and copied whole (2 KiB).
     let mut call = Recycled::new_with(|| pipeline::handle(&active, info, req));
     let resp = match conn.read.as_mut() {
         Some(read) => {
