@@ -18,6 +18,7 @@
 //! The token is never logged, echoed or stored (the cache keys on its hash).
 
 pub mod authorize;
+pub mod b64url;
 pub mod cache;
 pub mod claims;
 pub mod compile;

@@ -8,9 +8,7 @@
 
 use std::fmt;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-
+use super::b64url;
 use super::claims::Claims;
 use super::json;
 use super::keys::{Alg, Key};
@@ -57,13 +55,13 @@ pub fn parse(token: &str, max_bytes: usize) -> Result<Parsed<'_>, Reason> {
     );
     // A fourth segment holds a dot, which base64url refuses below.
     let (alg, kid) = decode_header(h)?;
-    let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| Reason::Malformed)?;
+    let payload = b64url::decode(p).map_err(|_| Reason::Malformed)?;
     let payload = String::from_utf8(payload).map_err(|_| Reason::Malformed)?;
     let claims = Claims::parse(payload)?;
     if s.is_empty() {
         return Err(Reason::BadSignature);
     }
-    let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| Reason::Malformed)?;
+    let signature = b64url::decode(s).map_err(|_| Reason::Malformed)?;
     Ok(Parsed {
         alg,
         kid,
@@ -83,14 +81,10 @@ fn decode_header(segment: &[u8]) -> Result<(Alg, Option<String>), Reason> {
     let mut stack = [0u8; HEADER_STACK];
     let heap;
     let bytes: &[u8] = if segment.len() / 4 * 3 + 3 <= HEADER_STACK {
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(segment, &mut stack)
-            .map_err(|_| Reason::Malformed)?;
+        let n = b64url::decode_into(segment, &mut stack).map_err(|_| Reason::Malformed)?;
         &stack[..n]
     } else {
-        heap = URL_SAFE_NO_PAD
-            .decode(segment)
-            .map_err(|_| Reason::Malformed)?;
+        heap = b64url::decode(segment).map_err(|_| Reason::Malformed)?;
         &heap
     };
     let text = std::str::from_utf8(bytes).map_err(|_| Reason::Malformed)?;
@@ -173,6 +167,8 @@ const HEADER_MEMBERS: usize = 32;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
 
     fn b64(s: &str) -> String {
         URL_SAFE_NO_PAD.encode(s)
