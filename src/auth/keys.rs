@@ -10,12 +10,14 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+use aws_lc_rs::digest;
 use aws_lc_rs::signature::{self as sig, ParsedPublicKey, RsaPublicKeyComponents};
-use aws_lc_rs::{digest, hmac};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use sha2::{Sha256, Sha384, Sha512};
 
 use super::rsa_ifma::{RsaHash, RsaPublic};
 
@@ -186,12 +188,34 @@ impl Material {
     }
 }
 
-/// One HMAC secret, keyed for each hash (boxed: much larger than the others).
+/// One HMAC secret, keyed for each hash (boxed: much larger than the
+/// others). Each holds the hash states after the secret's inner and outer
+/// pad blocks: a verification copies one (a few hundred bytes on the
+/// stack) and hashes only the token.
 struct HmacKeys {
-    h256: hmac::Key,
-    h384: hmac::Key,
-    h512: hmac::Key,
+    h256: Hmac<Sha256>,
+    h384: Hmac<Sha384>,
+    h512: Hmac<Sha512>,
     len: usize,
+}
+
+impl HmacKeys {
+    fn new(secret: &[u8]) -> Option<HmacKeys> {
+        Some(HmacKeys {
+            h256: Hmac::new_from_slice(secret).ok()?,
+            h384: Hmac::new_from_slice(secret).ok()?,
+            h512: Hmac::new_from_slice(secret).ok()?,
+            len: secret.len(),
+        })
+    }
+}
+
+/// Whether `signature` is `key`'s MAC of `message` (compared in constant
+/// time, all of its bytes).
+fn mac_matches<M: Mac + Clone>(key: &M, message: &[u8], signature: &[u8]) -> bool {
+    let mut mac = key.clone();
+    mac.update(message);
+    mac.verify_slice(signature).is_ok()
 }
 
 /// One verification key.
@@ -225,7 +249,9 @@ impl Key {
             Material::Hmac(h) => {
                 // Fingerprint the secret through its own MAC, never the bytes.
                 ctx.update(b"hmac");
-                ctx.update(hmac::sign(&h.h256, b"gwanmun-fingerprint").as_ref());
+                let mut mac = h.h256.clone();
+                mac.update(b"gwanmun-fingerprint");
+                ctx.update(&mac.finalize().into_bytes());
             }
             Material::Rsa(r) => {
                 ctx.update(b"rsa");
@@ -257,16 +283,8 @@ impl Key {
         if secret.len() < 32 {
             return Err("an HMAC secret must be at least 32 bytes".into());
         }
-        Ok(Key::new(
-            kid,
-            None,
-            Material::Hmac(Box::new(HmacKeys {
-                h256: hmac::Key::new(hmac::HMAC_SHA256, secret),
-                h384: hmac::Key::new(hmac::HMAC_SHA384, secret),
-                h512: hmac::Key::new(hmac::HMAC_SHA512, secret),
-                len: secret.len(),
-            })),
-        ))
+        let keys = HmacKeys::new(secret).ok_or("the HMAC secret could not be keyed")?;
+        Ok(Key::new(kid, None, Material::Hmac(Box::new(keys))))
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -297,14 +315,11 @@ impl Key {
         }
         // `fits` has matched the key's kind to the algorithm's.
         match &self.material {
-            Material::Hmac(h) => {
-                let key = match alg {
-                    Alg::HS256 => &h.h256,
-                    Alg::HS384 => &h.h384,
-                    _ => &h.h512,
-                };
-                hmac::verify(key, message, signature).is_ok()
-            }
+            Material::Hmac(h) => match alg {
+                Alg::HS256 => mac_matches(&h.h256, message, signature),
+                Alg::HS384 => mac_matches(&h.h384, message, signature),
+                _ => mac_matches(&h.h512, message, signature),
+            },
             Material::Rsa(r) => r.verify(alg, message, signature),
             Material::Ec { parsed, .. } | Material::Ed25519 { parsed, .. } => {
                 parsed.verify_sig(message, signature).is_ok()
