@@ -101,18 +101,34 @@ enum Str {
 
 /// Member names of one object seen so far: the first few compared
 /// pairwise (no allocation for a usual object), past that a hash set.
+/// Each of the few is compared first by a word holding its length and
+/// first seven bytes, which for the usual short names (`sub`, `exp`) is
+/// the whole name: no byte comparison unless two such words are equal.
 struct Seen<'j> {
     few: [&'j str; FEW],
+    words: [u64; FEW],
     count: usize,
     set: Option<HashSet<Cow<'j, str>>>,
 }
 
 const FEW: usize = 16;
 
+/// A name's length (top byte, saturated) and first seven bytes, put
+/// together in a register (a copy through memory would stall the load).
+fn name_word(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let mut w = (b.len().min(255) as u64) << 56;
+    for (i, &c) in b.iter().take(7).enumerate() {
+        w |= u64::from(c) << (8 * i);
+    }
+    w
+}
+
 impl<'j> Seen<'j> {
     fn new() -> Seen<'j> {
         Seen {
             few: [""; FEW],
+            words: [0; FEW],
             count: 0,
             set: None,
         }
@@ -123,8 +139,14 @@ impl<'j> Seen<'j> {
         if self.set.is_none() {
             if let Cow::Borrowed(n) = name {
                 if self.count < FEW {
-                    let repeated = self.few[..self.count].contains(&n);
+                    let word = name_word(n);
+                    let seen = &self.few[..self.count];
+                    let repeated = self.words[..self.count]
+                        .iter()
+                        .zip(seen)
+                        .any(|(w, s)| *w == word && *s == n);
                     self.few[self.count] = n;
+                    self.words[self.count] = word;
                     self.count += 1;
                     return !repeated;
                 }
@@ -324,17 +346,26 @@ impl<'j> Reader<'j> {
 
     /// A string whose `"` is next. With `decode`, escapes are decoded into
     /// `Str::Decoded`; without, they are only checked.
+    #[inline]
     fn string(&mut self, decode: bool) -> Result<Str, Refused> {
         self.expect(b'"')?;
         let start = self.i;
         self.plain_run();
-        match self.peek() {
-            Some(b'"') => {
-                self.i += 1;
-                return Ok(Str::Plain(start..self.i - 1));
-            }
-            Some(b'\\') => {}
-            _ => return Err(Refused),
+        if self.peek() == Some(b'"') {
+            self.i += 1;
+            return Ok(Str::Plain(start..self.i - 1));
+        }
+        self.escaped(start, decode)
+    }
+
+    /// The rest of a string from `start` (after its `"`) whose first run
+    /// stopped short of its closing quote: an escape, or an error. Out of
+    /// line: a token's strings rarely hold escapes.
+    #[cold]
+    #[inline(never)]
+    fn escaped(&mut self, start: usize, decode: bool) -> Result<Str, Refused> {
+        if self.peek() != Some(b'\\') {
+            return Err(Refused);
         }
         let mut out = String::new();
         if decode {
@@ -365,24 +396,28 @@ impl<'j> Reader<'j> {
 
     /// Moves to the next `"`, `\` or control character (or the end): eight
     /// bytes a step, then byte by byte.
+    #[inline]
     fn plain_run(&mut self) {
-        while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+        let b = self.b;
+        let mut i = self.i;
+        while let Some(chunk) = b.get(i..i + 8) {
             let Ok(word) = <[u8; 8]>::try_from(chunk) else {
                 break;
             };
             let stops = stops(u64::from_le_bytes(word));
             if stops != 0 {
-                self.i += stops.trailing_zeros() as usize / 8;
+                self.i = i + stops.trailing_zeros() as usize / 8;
                 return;
             }
-            self.i += 8;
+            i += 8;
         }
-        while let Some(c) = self.peek() {
+        while let Some(&c) = b.get(i) {
             if c == b'"' || c == b'\\' || c < 0x20 {
-                return;
+                break;
             }
-            self.i += 1;
+            i += 1;
         }
+        self.i = i;
     }
 
     /// Input ranges start and end at ASCII bytes, so they fall on character
@@ -547,6 +582,14 @@ mod tests {
         );
         // The same name in different objects is fine.
         assert!(object_members(r#"{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}"#, 9).is_ok());
+        // Long names that share their length and first seven bytes are
+        // compared in full: different, accepted; equal, refused.
+        let long = r#"{"permissions_read":1,"permissions_edit":2,"permission":3}"#;
+        assert_eq!(names(long).expect("distinct").len(), 3);
+        let repeated = r#"{"permissions_read":1,"permission":2,"permissions_read":3}"#;
+        assert_eq!(object_members(repeated, usize::MAX), Err(Refused));
+        let empty = r#"{"":1,"x":2,"":3}"#;
+        assert_eq!(object_members(empty, usize::MAX), Err(Refused));
     }
 
     #[test]
