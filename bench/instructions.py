@@ -83,6 +83,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--conns", type=int, default=8)
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--keep", metavar="FILE", help="also copy the callgrind dump to FILE (for callgrind_annotate --tree=caller)")
     ap.add_argument("--sim", action="store_true",
                     help="also simulate caches and branch prediction (slower): misses and mispredictions per request")
     args = ap.parse_args()
@@ -138,6 +139,8 @@ def main():
             time.sleep(0.2)
         dump = sorted(glob.glob(out + ".*"))[0]
         time.sleep(1)  # the dump is written before callgrind_control returns; be safe
+        if args.keep:
+            shutil.copy(dump, args.keep)
         costs = self_costs(dump)
         n = max(res["requests"], 1)
         total = sum(costs["Ir"].values())
