@@ -740,6 +740,45 @@ mod tests {
     }
 
     #[test]
+    fn hmac_tags_match_aws_lc_and_nothing_else() {
+        use aws_lc_rs::hmac;
+        // RFC 4231, test case 6 (a key longer than the hash's block).
+        let rfc = Key::hmac(None, &[0xaa; 131]).expect("hmac");
+        let msg = b"Test Using Larger Than Block-Size Key - Hash Key First";
+        let tag = "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54";
+        let tag: Vec<u8> = (0..32)
+            .map(|i| u8::from_str_radix(&tag[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        assert!(rfc.verify(Alg::HS256, msg, &tag));
+        for (alg, reference) in [
+            (Alg::HS256, hmac::HMAC_SHA256),
+            (Alg::HS384, hmac::HMAC_SHA384),
+            (Alg::HS512, hmac::HMAC_SHA512),
+        ] {
+            for secret in [vec![7u8; 64], (0..200u8).collect::<Vec<u8>>()] {
+                let key = Key::hmac(None, &secret).expect("hmac");
+                let msg = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9";
+                let good = hmac::sign(&hmac::Key::new(reference, &secret), msg);
+                let good = good.as_ref();
+                assert!(key.verify(alg, msg, good), "{alg:?}");
+                assert!(!key.verify(alg, &msg[1..], good), "{alg:?} other message");
+                assert!(
+                    !key.verify(alg, msg, &good[..good.len() - 1]),
+                    "{alg:?} truncated"
+                );
+                assert!(
+                    !key.verify(alg, msg, &[good, &[0]].concat()),
+                    "{alg:?} extended"
+                );
+                let mut flipped = good.to_vec();
+                flipped[0] ^= 1;
+                assert!(!key.verify(alg, msg, &flipped), "{alg:?} flipped");
+                assert!(!key.verify(alg, msg, &[]), "{alg:?} empty");
+            }
+        }
+    }
+
+    #[test]
     fn keys_fit_only_their_algorithms() {
         let rsa = &parse_pem(RSA_PUB, None).expect("rsa")[0];
         assert!(rsa.fits(Alg::RS256) && rsa.fits(Alg::PS512));
