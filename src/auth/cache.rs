@@ -111,11 +111,12 @@ impl Hasher for DigestHasher {
     }
 }
 
+/// The token's SHA-256, with the same code as HS256's HMAC (`sha2`): a
+/// cold HMAC token runs one SHA-256 implementation, not two, so one less
+/// block of code competes for the instruction cache.
 pub fn token_hash(token: &str) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 impl TokenCache {
@@ -201,6 +202,14 @@ mod tests {
     fn verified_twice(c: &TokenCache, h: [u8; 32], e: Entry, now: u64) {
         c.insert(h, e.clone(), now);
         c.insert(h, e, now);
+    }
+
+    #[test]
+    fn token_hash_is_sha256() {
+        let want = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"a.b.c");
+        assert_eq!(token_hash("a.b.c").as_slice(), want.as_ref());
+        let abc = token_hash("abc");
+        assert_eq!(&abc[..4], &[0xba, 0x78, 0x16, 0xbf]);
     }
 
     #[test]
