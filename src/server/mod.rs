@@ -274,8 +274,18 @@ async fn serve_http2(
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut draining = false;
+    // One timer and one wait for the drain signal for the connection's
+    // life (as on HTTP/1.1): the timer fires no later than the idle
+    // deadline and is moved on when it finds the connection busy or used
+    // since, so it neither registers per wake-up nor fires in a loop while
+    // a request outlasts the idle timeout.
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(idle_deadline(
+        &activity, idle, first
+    )));
+    let mut stopped = std::pin::pin!(async move {
+        let _ = stop.changed().await;
+    });
     loop {
-        let wake = idle_deadline(&activity, idle, first);
         tokio::select! {
             biased;
             res = conn.as_mut() => {
@@ -287,12 +297,20 @@ async fn serve_http2(
             // Never ready: polls the streams after the connection, which
             // queues the new ones (the stream futures live in this task).
             () = std::future::poll_fn(|cx| streams.poll(cx)) => {}
-            _ = stop.changed(), if !draining => {
+            () = stopped.as_mut(), if !draining => {
                 draining = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = tokio::time::sleep_until(wake), if !draining => {
-                if activity.in_flight.load(Ordering::Relaxed) == 0 && idle_deadline(&activity, idle, first) <= Instant::now() {
+            () = timer.as_mut(), if !draining => {
+                let now = Instant::now();
+                let deadline = idle_deadline(&activity, idle, first);
+                if activity.in_flight.load(Ordering::Relaxed) > 0 {
+                    // Busy: idle can start no sooner than a full timeout
+                    // after the last request ends; look again then.
+                    timer.as_mut().reset(now + idle);
+                } else if deadline > now {
+                    timer.as_mut().reset(deadline);
+                } else {
                     draining = true;
                     conn.as_mut().graceful_shutdown();
                 }
