@@ -501,6 +501,9 @@ def main():
     ap.add_argument("--only", default="", help="comma list of candidate names")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results/latest.json"))
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--pgo", action="store_true",
+                    help="also build gwanmun with profile-guided optimization (bench/pgo.py) and run it as "
+                         "'gwanmun-pgo' (every gwanmun case) in the same rounds")
     ap.add_argument("--baseline-bin", action="append", default=[],
                     help="another gwanmun binary, run as candidate 'gwanmun-baseN' (plain, idle and h2 "
                          "cases) in the same rounds: what a change bought; repeatable")
@@ -512,6 +515,11 @@ def main():
     raise_fd_limit()
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "--bin", "gwanmun"], cwd=ROOT, check=True)
+    pgo_bin = None
+    if args.pgo:
+        pgo_bin = os.path.join(ROOT, "target/release/gwanmun-pgo")
+        if not args.no_build or not os.path.exists(pgo_bin):
+            subprocess.run([sys.executable, os.path.join(ROOT, "bench/pgo.py")], cwd=ROOT, check=True)
 
     tmp = tempfile.mkdtemp(prefix="gwanmun-bench-")
     procs = []
@@ -546,8 +554,6 @@ def main():
             # The JWT cases send their token from a wrk Lua script, which costs the load
             # generator too: "same-script-c64" is the plain route under the same script,
             # the fair baseline for the JWT ratios.
-            "gwanmun": (lambda port: gwanmun(tmp, port, ups),
-                        plain_cases + [("same-script-c64", 64, scripts["rs_one"], "h1")] + idle_cases),
             # Config scale: the same route hit behind 10 and behind 10,000 routes.
             "gwanmun-10-routes": (lambda port: gwanmun(tmp, port, ups, routes=10), [("c64", 64, None, "h1")]),
             "gwanmun-10k-routes": (lambda port: gwanmun(tmp, port, ups, routes=10_000),
@@ -559,8 +565,15 @@ def main():
                                   [("many-tokens-c64", 64, scripts["hs_many"], "h1")]),
             "nginx-h2": (lambda port: nginx_proxy(tmp, port, ups, h2=True), [("h2-c64x4", 64, None, "h2")]),
             "haproxy-h2": (lambda port: haproxy(tmp, port, ups, h2=True), [("h2-c64x4", 64, None, "h2")]),
-            "gwanmun-h2": (lambda port: gwanmun(tmp, port, ups), [("h2-c64x4", 64, None, "h2")]),
         }
+        # gwanmun itself: the plain build, and with --pgo the profile-guided one
+        # (bench/pgo.py) under its own names in the same rounds.
+        builds = [("gwanmun", None)] + ([("gwanmun-pgo", pgo_bin)] if pgo_bin else [])
+        for name, binary in builds:
+            candidates[name] = (lambda port, b=binary: gwanmun(tmp, port, ups, binary=b),
+                                plain_cases + [("same-script-c64", 64, scripts["rs_one"], "h1")] + idle_cases)
+            candidates[f"{name}-h2"] = (lambda port, b=binary: gwanmun(tmp, port, ups, binary=b),
+                                        [("h2-c64x4", 64, None, "h2")])
         for i, binary in enumerate(args.baseline_bin, 1):
             candidates[f"gwanmun-base{i}"] = (lambda port, b=binary: gwanmun(tmp, port, ups, binary=b),
                                               plain_cases + idle_cases + [("h2-c64x4", 64, None, "h2")])
@@ -570,11 +583,11 @@ def main():
                     [("rs256-one-token-c64", 64, scripts["rs_one"], "h1"),
                      ("rs256-many-tokens-c64", 64, scripts["rs_many"], "h1"),
                      ("hs256-many-tokens-c64", 64, scripts["hs_many"], "h1")])
-        if gw_auth is not None:
-            candidates["gwanmun-jwt-rs256"] = (lambda port: gwanmun(tmp, port, ups, auth=gw_auth),
+        for name, binary in builds:
+            candidates[f"{name}-jwt-rs256"] = (lambda port, b=binary: gwanmun(tmp, port, ups, auth=gw_auth, binary=b),
                                                [("one-token-c64", 64, scripts["rs_one"], "h1"),
                                                 ("many-tokens-c64", 64, scripts["rs_many"], "h1")])
-            candidates["gwanmun-jwt-hs256"] = (lambda port: gwanmun(tmp, port, ups, auth=gw_auth),
+            candidates[f"{name}-jwt-hs256"] = (lambda port, b=binary: gwanmun(tmp, port, ups, auth=gw_auth, binary=b),
                                                [("many-tokens-c64", 64, scripts["hs_many"], "h1")])
         if args.only:
             keep = set(args.only.split(","))
@@ -694,8 +707,13 @@ def round_ratios(results):
     nginx), as label -> (median, lowest, highest), for the pairs that ran."""
     out = {}
     pairs = TARGET_RATIOS + [("CPU per request c64 vs nginx (target <= 0.9)", "gwanmun/c64", "nginx/c64")]
+    # The same ratios for the profile-guided build, against its own plain figure
+    # where the target is stated against gwanmun's plain one.
+    pairs += [(f"[pgo] {label}", "gwanmun-pgo" + a[len("gwanmun"):],
+               "gwanmun-pgo" + b[len("gwanmun"):] if b.startswith("gwanmun/") else b)
+              for label, a, b in pairs]
     for label, a, b in pairs:
-        field = "cpu_us_per_req" if label.startswith("CPU") else "rps"
+        field = "cpu_us_per_req" if "CPU per request" in label else "rps"
         ra, rb = results.get(a, []), results.get(b, [])
         xs = [x[field] / y[field] for x, y in zip(ra, rb) if x.get(field) and y.get(field)]
         if xs:
