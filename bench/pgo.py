@@ -19,8 +19,8 @@ Steps:
 2. builds an instrumented gwanmun (target/pgo-gen);
 3. trains it in the benchmark's layout (the nginx origin, 127.0.0.1 only,
    every load bounded in time): HTTP/1.1 plain routes at 64 and 256
-   connections, HTTP/2, RS256 and HS256 tokens (one repeated and 10,000
-   distinct), and a few hundred refused requests (no token, a bad token,
+   connections, HTTP/2, POSTs with a small JSON body, RS256 and HS256
+   tokens (one repeated and 10,000 distinct), and a few hundred refused requests (no token, a bad token,
    no route, a malformed head), then stops it with SIGTERM so the profile
    is written;
 4. merges the profile and builds target/release/gwanmun-pgo from it, then
@@ -28,10 +28,10 @@ Steps:
    training loads must succeed, in training and in this check.
 
 Training traffic is the benchmark's traffic, which is also what a gateway
-in front of services spends its time on (bodiless GETs through routes, JWT
-checks, keep-alive). Paths it does not run (request bodies, retries,
-WebSockets, ES256, HTTP/2 upstreams) are built for size: correct, a little
-slower than in the plain build. Run bench/ab.py against the plain build to
+in front of services spends its time on (GETs and small POSTs through
+routes, JWT checks, keep-alive). Paths it does not run (retries, WebSockets,
+large or chunked bodies, ES256, HTTP/2 upstreams) are built for size:
+correct, a little slower than in the plain build. Run bench/ab.py against the plain build to
 see what it buys on a given machine.
 """
 
@@ -80,6 +80,20 @@ def cargo_build(target_dir, rustflags, triple):
     return os.path.join(target_dir, triple, "release", "gwanmun")
 
 
+def post_script(tmp):
+    """A wrk script for POSTs with a small JSON body: requests with a body take
+    the streaming path (hyper's upstream client), which plain GETs never run."""
+    lua = os.path.join(tmp, "post.lua")
+    body = '{"title": "' + "x" * 180 + '"}'
+    with open(lua, "w") as f:
+        f.write(f"""
+wrk.method = "POST"
+wrk.body = '{body}'
+wrk.headers["Content-Type"] = "application/json"
+""")
+    return lua
+
+
 def refused(port, n):
     """Requests the gateway answers itself: the error paths, a few hundred."""
     bad = [
@@ -114,7 +128,7 @@ def train(binary, seconds, what="training"):
         scripts = {name: R.wrk_script(tmp, name, toks) for name, toks in
                    (("rs_one", rs[:1]), ("rs_many", rs), ("hs_one", hs[:1]), ("hs_many", hs))}
         configs = [
-            (None, [(64, None, "h1"), (256, None, "h1"), (64, None, "h2")]),
+            (None, [(64, None, "h1"), (256, None, "h1"), (64, None, "h2"), (64, post_script(tmp), "h1")]),
             (R.gwanmun_auth_config(pub, secret, tmp),
              [(64, scripts[s], "h1") for s in ("rs_one", "rs_many", "hs_one", "hs_many")]),
         ]
