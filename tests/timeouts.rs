@@ -480,3 +480,39 @@ async fn a_long_request_does_not_spin_the_idle_check() {
         );
     }
 }
+
+/// A stream the client cancels (RST_STREAM) while the upstream still holds
+/// its answer no longer counts as in flight: the connection idles out as
+/// usual instead of staying open for good.
+#[tokio::test]
+async fn an_http2_connection_whose_stream_was_cancelled_still_idles_out() {
+    let up = gated_upstream().await;
+    let gw = start_gateway(&limits_config(up.addr, "  idle_timeout: 300ms\n", "")).await;
+    let stream = TcpStream::connect(gw.addr).await.expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let pending = send.send_request(
+        Request::get(format!("http://{}/held", gw.addr))
+            .body(Full::new(Bytes::new()))
+            .expect("request"),
+    );
+    let pending = tokio::spawn(pending);
+    assert!(
+        wait_until(
+            || up.arrived.load(Ordering::SeqCst) == 1,
+            Duration::from_secs(5)
+        )
+        .await,
+        "the request reached the upstream"
+    );
+    // Dropping the response future resets the stream.
+    pending.abort();
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(
+        ended.is_ok(),
+        "the HTTP/2 connection stayed open after its only stream was cancelled"
+    );
+}

@@ -177,6 +177,24 @@ impl ConnActivity {
             Ordering::Relaxed,
         );
     }
+
+    /// Counts a request as in flight until the returned guard is dropped:
+    /// when it ends, and also when its future is dropped unfinished (the
+    /// client reset the stream, or the connection ended).
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        InFlight(self.clone())
+    }
+}
+
+struct InFlight(Arc<ConnActivity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
 }
 
 /// The HTTP/2 connection preface (RFC 9113 section 3.4).
@@ -254,15 +272,12 @@ async fn serve_http2(
         // Not boxed: the stream's future (this one inside) is boxed once
         // when it is handed to the connection (streams.rs).
         async move {
-            act.in_flight.fetch_add(1, Ordering::Relaxed);
-            act.touch();
+            let _in_flight = act.start();
             let active = gw.active();
             let req = req.map(ClientBody::H2);
             let mut resp = pipeline::handle(&active, &info, req).await;
             // hyper writes the map: the upstream's kept lines go into it.
             crate::proxy::body::headers_into_map(&mut resp);
-            act.in_flight.fetch_sub(1, Ordering::Relaxed);
-            act.touch();
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
