@@ -456,11 +456,7 @@ async fn a_long_request_does_not_spin_the_idle_check() {
             (status, body)
         });
         assert!(
-            wait_until(
-                || up.arrived.load(Ordering::SeqCst) == 1,
-                Duration::from_secs(5)
-            )
-            .await,
+            up.wait_arrived(1).await,
             "h2={h2}: the request reached the upstream"
         );
         let before = support::bin::proc_cpu(gw.pid());
@@ -500,14 +496,7 @@ async fn an_http2_connection_whose_stream_was_cancelled_still_idles_out() {
             .expect("request"),
     );
     let pending = tokio::spawn(pending);
-    assert!(
-        wait_until(
-            || up.arrived.load(Ordering::SeqCst) == 1,
-            Duration::from_secs(5)
-        )
-        .await,
-        "the request reached the upstream"
-    );
+    assert!(up.wait_arrived(1).await, "the request reached the upstream");
     // Dropping the response future resets the stream.
     pending.abort();
     let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
