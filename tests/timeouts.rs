@@ -15,7 +15,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -225,12 +225,7 @@ async fn idle_timeout_counts_from_the_last_request() {
 async fn idle_http2_connection_is_closed() {
     let up = echo_upstream("h2").await;
     let gw = start_gateway(&limits_config(up.addr, "  idle_timeout: 300ms\n", "")).await;
-    let stream = TcpStream::connect(gw.addr).await.expect("connect");
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("h2 handshake");
-    let conn = tokio::spawn(conn);
+    let (mut send, conn) = h2_connect(gw.addr).await;
     let resp = send
         .send_request(
             Request::get(format!("http://{}/x", gw.addr))
@@ -484,12 +479,7 @@ async fn a_long_request_does_not_spin_the_idle_check() {
 async fn an_http2_connection_whose_stream_was_cancelled_still_idles_out() {
     let up = gated_upstream().await;
     let gw = start_gateway(&limits_config(up.addr, "  idle_timeout: 300ms\n", "")).await;
-    let stream = TcpStream::connect(gw.addr).await.expect("connect");
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("h2 handshake");
-    let conn = tokio::spawn(conn);
+    let (mut send, conn) = h2_connect(gw.addr).await;
     let pending = send.send_request(
         Request::get(format!("http://{}/held", gw.addr))
             .body(Full::new(Bytes::new()))

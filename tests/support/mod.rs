@@ -206,14 +206,25 @@ pub async fn get_with_bearer(gw: &Gw, path: &str, token: &str) -> (StatusCode, s
     )
 }
 
-/// A GET over HTTP/2 with prior knowledge, on a new connection to `addr`.
-pub async fn h2_get(addr: SocketAddr, path: &str) -> Response<Incoming> {
+/// A new HTTP/2 connection to `addr` (prior knowledge): its request sender,
+/// and the connection's task, which ends when the connection does.
+pub async fn h2_connect(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    JoinHandle<hyper::Result<()>>,
+) {
     let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut send, conn) =
+    let (send, conn) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
             .await
             .expect("h2 handshake");
-    tokio::spawn(conn);
+    (send, tokio::spawn(conn))
+}
+
+/// A GET over HTTP/2 with prior knowledge, on a new connection to `addr`.
+pub async fn h2_get(addr: SocketAddr, path: &str) -> Response<Incoming> {
+    let (mut send, _conn) = h2_connect(addr).await;
     send.send_request(
         Request::get(format!("http://{addr}{path}"))
             .body(Full::new(Bytes::new()))
