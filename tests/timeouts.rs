@@ -334,21 +334,23 @@ async fn silent_connection_is_closed_by_the_header_deadline() {
     );
 }
 
-#[tokio::test]
-async fn a_response_streaming_longer_than_the_idle_timeout_is_not_cut() {
-    // An upstream that sends ten chunks 100 ms apart: a whole second,
-    // while the gateway's idle timeout is 300 ms.
+/// An upstream that answers `/stream` with ten chunks 100 ms apart (a whole
+/// second) and anything else at once with one chunk.
+async fn slow_stream_upstream() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let svc = service_fn(|_req: Request<Incoming>| async {
-                    let chunks = futures_util::stream::unfold(0u32, |i| async move {
-                        if i == 10 {
+                let svc = service_fn(|req: Request<Incoming>| async move {
+                    let n = if req.uri().path() == "/stream" { 10 } else { 1 };
+                    let chunks = futures_util::stream::unfold(0u32, move |i| async move {
+                        if i == n {
                             return None;
                         }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        if n > 1 {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
                         let frame = hyper::body::Frame::data(Bytes::from(format!("chunk{i};")));
                         Some((Ok::<_, Infallible>(frame), i + 1))
                     });
@@ -362,6 +364,14 @@ async fn a_response_streaming_longer_than_the_idle_timeout_is_not_cut() {
             });
         }
     });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn a_response_streaming_longer_than_the_idle_timeout_is_not_cut() {
+    // Ten chunks 100 ms apart: a whole second, while the gateway's idle
+    // timeout is 300 ms.
+    let (addr, task) = slow_stream_upstream().await;
     let gw = start_gateway(&limits_config(addr, "  idle_timeout: 300ms\n", "")).await;
     for h2 in [false, true] {
         let body = if h2 {
@@ -494,4 +504,47 @@ async fn an_http2_connection_whose_stream_was_cancelled_still_idles_out() {
         ended.is_ok(),
         "the HTTP/2 connection stayed open after its only stream was cancelled"
     );
+}
+
+/// An HTTP/2 connection whose response is still streaming is not idle: the
+/// gateway does not send GOAWAY while a body is on its way, so the client
+/// can start another request on the same connection meanwhile.
+#[tokio::test]
+async fn an_http2_connection_streaming_a_response_is_not_idle() {
+    let (addr, task) = slow_stream_upstream().await;
+    let gw = start_gateway(&limits_config(addr, "  idle_timeout: 300ms\n", "")).await;
+    let (mut send, _conn) = h2_connect(gw.addr).await;
+    let get = |path: &str| {
+        Request::get(format!("http://{}{path}", gw.addr))
+            .body(Full::new(Bytes::new()))
+            .expect("request")
+    };
+    let resp = send.send_request(get("/stream")).await.expect("response");
+    let mut body = resp.into_body();
+    // Read until well past the idle timeout: chunk 5 comes after ~600 ms.
+    let mut got = String::new();
+    while !got.contains("chunk5;") {
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("a chunk in time")
+            .expect("the body goes on")
+            .expect("a frame");
+        if let Ok(data) = frame.into_data() {
+            got.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    let second = send
+        .send_request(get("/x"))
+        .await
+        .expect("a second request on the streaming connection");
+    assert_eq!(second.status(), 200);
+    let rest = body
+        .collect()
+        .await
+        .expect("the rest of the stream")
+        .to_bytes();
+    got.push_str(&String::from_utf8_lossy(&rest));
+    let want: String = (0..10).map(|i| format!("chunk{i};")).collect();
+    assert_eq!(got, want);
+    task.abort();
 }

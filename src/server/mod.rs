@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use crate::config::{ListenerSpec, Snapshot};
 use crate::pipeline::{self, Active, ConnInfo};
-use crate::proxy::body::ClientBody;
+use crate::proxy::body::{ClientBody, ProxyBody};
 use io::PermitStream;
 
 /// The running gateway's shared state: the active snapshot (swapped whole).
@@ -190,6 +190,34 @@ impl ConnActivity {
 
 struct InFlight(Arc<ConnActivity>);
 
+/// An HTTP/2 response body that keeps its stream counted as in flight
+/// until hyper has sent all of it (or dropped it): a connection streaming a
+/// response is not idle.
+struct Tracked {
+    body: ProxyBody,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = <ProxyBody as http_body::Body>::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -272,12 +300,16 @@ async fn serve_http2(
         // Not boxed: the stream's future (this one inside) is boxed once
         // when it is handed to the connection (streams.rs).
         async move {
-            let _in_flight = act.start();
+            let in_flight = act.start();
             let active = gw.active();
             let req = req.map(ClientBody::H2);
             let mut resp = pipeline::handle(&active, &info, req).await;
             // hyper writes the map: the upstream's kept lines go into it.
             crate::proxy::body::headers_into_map(&mut resp);
+            let resp = resp.map(|body| Tracked {
+                body,
+                _in_flight: in_flight,
+            });
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
