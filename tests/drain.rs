@@ -5,10 +5,8 @@
 mod support;
 use support::bin::GwProcess;
 use support::gated::gated_upstream;
-use support::wait_until;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,13 +53,8 @@ async fn drains_on(signal: &str, threads: &str) {
     slow.write_all(b"POST /slow HTTP/1.1\r\nHost: example\r\nContent-Length: 5\r\n\r\nhello")
         .await
         .expect("write");
-    let arrived = gated.arrived.clone();
     assert!(
-        wait_until(
-            || arrived.load(Ordering::SeqCst) == 1,
-            Duration::from_secs(10)
-        )
-        .await,
+        gated.wait_arrived(1).await,
         "the slow request reached the upstream"
     );
 
@@ -131,14 +124,7 @@ async fn drain_timeout_bounds_the_wait() {
     slow.write_all(b"GET /never HTTP/1.1\r\nHost: example\r\n\r\n")
         .await
         .expect("write");
-    let arrived = gated.arrived.clone();
-    assert!(
-        wait_until(
-            || arrived.load(Ordering::SeqCst) == 1,
-            Duration::from_secs(10)
-        )
-        .await
-    );
+    assert!(gated.wait_arrived(1).await);
     gw.signal("TERM");
     // The upstream never answers; the process still exits, and exits 0.
     let status = gw

@@ -270,7 +270,6 @@ async fn h1_client_to_h2_upstream() {
 /// on shutdown every stream in flight still gets its answer.
 #[tokio::test]
 async fn streams_of_one_connection_run_side_by_side_and_finish_on_drain() {
-    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     let gated = support::gated::gated_upstream().await;
@@ -295,13 +294,8 @@ async fn streams_of_one_connection_run_side_by_side_and_finish_on_drain() {
             })
         })
         .collect();
-    let arrived = gated.arrived.clone();
     assert!(
-        wait_until(
-            || arrived.load(Ordering::SeqCst) == 3,
-            Duration::from_secs(10)
-        )
-        .await,
+        gated.wait_arrived(3).await,
         "all three streams reached the upstream while none was answered"
     );
 

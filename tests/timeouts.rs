@@ -7,7 +7,6 @@ use support::*;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -157,14 +156,7 @@ async fn idle_http1_connection_is_closed_and_busy_one_is_not() {
     busy.write_all(b"GET /slow HTTP/1.1\r\nHost: example\r\n\r\n")
         .await
         .expect("write");
-    let arrived = gated.arrived.clone();
-    assert!(
-        wait_until(
-            || arrived.load(Ordering::SeqCst) == 1,
-            Duration::from_secs(5)
-        )
-        .await
-    );
+    assert!(gated.wait_arrived(1).await);
     // Waiting for something NOT to happen: three idle periods.
     tokio::time::sleep(Duration::from_millis(900)).await;
     gated.release.send_replace(true);

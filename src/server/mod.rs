@@ -188,7 +188,16 @@ impl ConnActivity {
     }
 }
 
+/// One request counted in its connection's `in_flight` (see
+/// [`ConnActivity::start`]).
 struct InFlight(Arc<ConnActivity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
 
 /// An HTTP/2 response body that keeps its stream counted as in flight
 /// until hyper has sent all of it (or dropped it): a connection streaming a
@@ -215,13 +224,6 @@ impl http_body::Body for Tracked {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
     }
 }
 

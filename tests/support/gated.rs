@@ -70,11 +70,11 @@ pub async fn gated_upstream() -> Gated {
 }
 
 impl Gated {
-    /// Waits (bounded, 5 s) until `n` held requests have arrived.
+    /// Waits (bounded, 10 s) until `n` held requests have arrived.
     pub async fn wait_arrived(&self, n: usize) -> bool {
         super::wait_until(
             || self.arrived.load(Ordering::SeqCst) == n,
-            std::time::Duration::from_secs(5),
+            std::time::Duration::from_secs(10),
         )
         .await
     }
